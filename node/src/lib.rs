@@ -1,0 +1,135 @@
+//! The `bpg` binary: configuration, wiring, membership bootstrap, signals.
+//!
+//! `bpg serve --config FILE` runs one node; `bpg dev` runs a local cluster for trying bpg out;
+//! `bpg check-config` validates a file; `bpg hash-password` makes a password hash for it.
+//! The binary is a thin `main` over this library, so end-to-end tests can build the same
+//! program. Start reading at [`serve::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub mod config;
+pub mod dev;
+pub mod serve;
+
+#[derive(Parser, Debug)]
+#[command(name = "bpg", version, about = "Replicated Batch Processing Gateway for Spark on Kubernetes")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one gateway node.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// This node's id (overrides the file).
+        #[arg(long, env = "BPG_NODE_ID")]
+        node_id: Option<u64>,
+    },
+    /// Validate a config file and exit (0 when valid, 2 otherwise).
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, env = "BPG_NODE_ID")]
+        node_id: Option<u64>,
+    },
+    /// Run a local cluster: gateway nodes as child processes on this machine.
+    Dev(dev::DevArgs),
+    /// Read a password from standard input and print its argon2 hash for `auth.users`.
+    HashPassword,
+}
+
+/// The `bpg` command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Serve { config, node_id } => {
+            let valid = match config::FileConfig::load(&config).and_then(|c| c.validate(&config, node_id)) {
+                Ok(v) => v,
+                Err(e) => return config_error(e),
+            };
+            runtime(serve::run(valid))
+        }
+        Command::CheckConfig { config, node_id } => {
+            match config::FileConfig::load(&config).and_then(|c| c.validate(&config, node_id)) {
+                Ok(v) => {
+                    println!(
+                        "{}: valid (node {}, {} peers, {} clusters)",
+                        config.display(),
+                        v.node_id,
+                        v.peers.len(),
+                        v.clusters.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(e),
+            }
+        }
+        Command::Dev(args) => runtime(dev::run(args, cli.log_format == LogFormat::Json)),
+        Command::HashPassword => {
+            let mut password = String::new();
+            if std::io::stdin().read_line(&mut password).is_err() {
+                eprintln!("could not read a password from standard input");
+                return ExitCode::from(2);
+            }
+            match bpg_api::auth::hash_password(password.trim_end_matches(['\r', '\n'])) {
+                Ok(hash) => {
+                    println!("{hash}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hashing failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn config_error(e: config::ConfigError) -> ExitCode {
+    eprintln!("bpg: {e}");
+    ExitCode::from(2)
+}
+
+fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bpg: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("bpg: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,103 @@
+//! `bpg serve`: one gateway node, as a linear runbook.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bpg_api::auth::Auth;
+use bpg_api::{AppState, Forwarder};
+use bpg_raft::{NetworkFactory, RaftNode, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::Valid;
+
+/// How long in-flight API requests get to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn run(cfg: Valid) -> anyhow::Result<()> {
+    info!(node = cfg.node_id, raft = %cfg.me.raft_addr, api = %cfg.me.api_addr, "starting bpg node");
+
+    // 1. Open the store (blocking: sled recovery can take a moment).
+    info!(dir = %cfg.data_dir.display(), "opening the store");
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let (dir, store_opts) = (cfg.data_dir.clone(), cfg.store.clone());
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, &store_opts))
+        .await?
+        .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+
+    // 2. Start Raft. Its RPC listener is bound first so peers can reach it at once.
+    let raft_listener = bind(cfg.listen_raft, "raft").await?;
+    let local_ip = cfg.bind_outgoing.then(|| cfg.listen_raft.ip());
+    let network = NetworkFactory::new(cfg.node_id, cfg.secret.clone(), local_ip);
+    let raft = RaftNode::start(cfg.node_id, store, network, &cfg.raft).await?;
+    let raft_stop = CancellationToken::new();
+    let raft_server =
+        tokio::spawn(serve(raft_listener, bpg_raft::rpc_router(raft.clone(), cfg.secret.clone()), raft_stop.clone()));
+
+    // 3. The lowest-id peer initializes a new cluster; on a restart this is a no-op.
+    if cfg.bootstrap {
+        if raft.initialize(cfg.peers.clone()).await? {
+            info!(members = ?cfg.peers.keys().collect::<Vec<_>>(), "initialized a new cluster");
+        } else {
+            info!("cluster already initialized");
+        }
+    }
+
+    // 4. The API and admin listeners.
+    let auth = Arc::new(Auth::new(cfg.auth.clone(), cfg.secret.clone()).map_err(anyhow::Error::msg)?);
+    let forward_timeout = cfg.raft.write_timeout + Duration::from_secs(5);
+    let state = AppState {
+        raft: raft.clone(),
+        auth,
+        forwarder: Forwarder::new(cfg.node_id, cfg.secret.clone(), forward_timeout),
+        clusters: Arc::new(cfg.clusters.clone()),
+        context_path: cfg.context_path.clone().into(),
+    };
+    let api_stop = CancellationToken::new();
+    let api_server =
+        tokio::spawn(serve(bind(cfg.listen_api, "api").await?, bpg_api::app(state.clone()), api_stop.clone()));
+    let admin_server =
+        tokio::spawn(serve(bind(cfg.listen_admin, "admin").await?, bpg_api::admin_app(state), api_stop.clone()));
+    info!(api = %cfg.listen_api, admin = %cfg.listen_admin, raft = %cfg.listen_raft, "listening");
+
+    // 5. Run until SIGTERM or SIGINT.
+    shutdown_signal().await;
+    info!("shutting down");
+
+    // 6. Stop taking client requests first, so clients learn at once and go elsewhere.
+    api_stop.cancel();
+    for server in [api_server, admin_server] {
+        if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+            tracing::warn!("API requests still running after {DRAIN_TIMEOUT:?}; dropping them");
+        }
+    }
+    // 7. Leave Raft, then stop its listener and flush the store.
+    raft.shutdown().await;
+    raft_stop.cancel();
+    let _ = raft_server.await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled, then drains in-flight requests.
+async fn serve(listener: TcpListener, app: axum::Router, stop: CancellationToken) {
+    let result = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "listener failed");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

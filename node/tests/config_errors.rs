@@ -1,0 +1,97 @@
+//! A bad config file ends start-up with exit code 2 and a message naming the file, the field
+//! and what is wrong.
+
+use std::process::Command;
+
+const GOOD: &str = "\
+node: {id: 1, dataDir: '/tmp/unused-{id}'}
+raft:
+  clusterSecret: 'plaintext:0123456789abcdef'
+  peers:
+    - {id: 1, raftAddr: '127.0.0.1:7001', apiAddr: '127.0.0.1:8001'}
+    - {id: 2, raftAddr: '127.0.0.1:7002', apiAddr: '127.0.0.1:8002'}
+sparkClusters:
+  - {id: clustera, weight: 50}
+";
+
+/// Runs `bpg check-config` on `text`; returns (exit code, stderr, file path).
+fn check(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bpg.yaml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bpg")).arg("check-config").arg("--config").arg(&path).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), path.display().to_string())
+}
+
+fn assert_refused(text: &str, field: &str, problem: &str) {
+    let (code, stderr, path) = check(text);
+    assert_eq!(code, 2, "exit code for a bad config; stderr: {stderr}");
+    assert!(stderr.contains(&path), "message names the file: {stderr}");
+    assert!(stderr.contains(field), "message names {field:?}: {stderr}");
+    assert!(stderr.contains(problem), "message says {problem:?}: {stderr}");
+}
+
+#[test]
+fn a_good_config_is_accepted() {
+    let (code, stderr, _) = check(GOOD);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bpg"))
+        .args(["check-config", "--config", "/nonexistent/bpg.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/bpg.yaml"));
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_line() {
+    assert_refused(&GOOD.replace("weight: 50", "wieght: 50"), "wieght", "unknown field");
+}
+
+#[test]
+fn wrong_types_are_refused() {
+    assert_refused(&GOOD.replace("weight: 50", "weight: fifty"), "weight: fifty", "invalid");
+}
+
+#[test]
+fn a_cluster_id_with_a_dash_is_refused() {
+    assert_refused(&GOOD.replace("id: clustera", "id: spark-cluster-a"), "sparkClusters[0].id", "contains '-'");
+}
+
+#[test]
+fn duplicate_cluster_ids_are_refused() {
+    let text =
+        GOOD.replace("  - {id: clustera, weight: 50}", "  - {id: clustera, weight: 50}\n  - {id: clustera, weight: 5}");
+    assert_refused(&text, "sparkClusters[1].id", "listed twice");
+}
+
+#[test]
+fn a_node_outside_the_peers_is_refused() {
+    assert_refused(&GOOD.replace("node: {id: 1,", "node: {id: 9,"), "node.id", "not in raft.peers");
+}
+
+#[test]
+fn inverted_election_timeouts_are_refused() {
+    let text = GOOD.replace("raft:\n", "raft:\n  electionTimeoutMinMillis: 900\n  electionTimeoutMaxMillis: 300\n");
+    assert_refused(&text, "raft.electionTimeoutMinMillis", "less than");
+}
+
+#[test]
+fn an_unset_secret_variable_is_named() {
+    let text = GOOD.replace("'plaintext:0123456789abcdef'", "'localhost:env:BPG_TEST_UNSET_SECRET'");
+    assert_refused(&text, "raft.clusterSecret", "BPG_TEST_UNSET_SECRET");
+}
+
+#[test]
+fn a_short_secret_is_refused() {
+    assert_refused(&GOOD.replace("0123456789abcdef", "short"), "raft.clusterSecret", "at least 16");
+}
+
+#[test]
+fn the_same_address_twice_is_refused() {
+    assert_refused(&GOOD.replace("127.0.0.1:8002", "127.0.0.1:8001"), "raft.peers[1]", "used twice");
+}

@@ -1,0 +1,367 @@
+//! [`RaftNode`]: the one handle the rest of bpg uses to replicate and read. openraft's
+//! generics stop here; callers see [`WriteError`], [`ReadError`] and [`AdminError`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::{ServerState, SnapshotPolicy};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::model::{Command, Response};
+use crate::network::NetworkFactory;
+use crate::store::{StateMachine, StateReader, Store};
+use crate::typ::{NodeId, NodeInfo, Raft};
+
+/// Timing and compaction settings of one node.
+///
+/// openraft 0.9 makes a follower wait out a leader lease of `election_timeout_max` *plus* its
+/// random election timeout after the last heartbeat before it campaigns (and `2 ×
+/// election_timeout_max` more after seeing a longer log), checking on a tick of 1.5 ×
+/// `heartbeat`. The defaults (100 ms, 400–800 ms) therefore give a first campaign 1.2–1.6 s
+/// after a leader dies, while a scheduler stall must exceed 1.2 s to cause a needless one.
+#[derive(Clone, Debug)]
+pub struct RaftSettings {
+    /// Name shared by all nodes of the cluster.
+    pub cluster_name: String,
+    /// Leader heartbeat period. Default 100 ms.
+    pub heartbeat: Duration,
+    /// Election timeout range. Default 400–800 ms.
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Build a snapshot after this many log entries since the last one. Default 5000.
+    pub snapshot_every_logs: u64,
+    /// Log entries kept behind a snapshot, so slow followers catch up without one. Default 1000.
+    pub logs_kept_after_snapshot: u64,
+    /// How long a write waits to be committed and applied before its outcome is reported as
+    /// unknown. Default 10 s.
+    pub write_timeout: Duration,
+    /// Timeout of one snapshot chunk RPC. Default 10 s.
+    pub install_snapshot_timeout: Duration,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            cluster_name: "bpg".into(),
+            heartbeat: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(800),
+            snapshot_every_logs: 5000,
+            logs_kept_after_snapshot: 1000,
+            write_timeout: Duration::from_secs(10),
+            install_snapshot_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The current leader as a client needs it: where to forward.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeaderInfo {
+    pub id: NodeId,
+    pub api_addr: String,
+}
+
+/// Why a replicated write did not return a response. Only `NotLeader` means "not applied";
+/// everything else means the outcome is unknown and must be reported as such.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This node is not the leader; the command was not appended. Safe to send elsewhere.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<LeaderInfo> },
+    /// The command may or may not be committed (timeout, leadership lost, shutting down).
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+}
+
+/// Why a linearizable read could not be served here.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<LeaderInfo> },
+    /// No quorum confirmed the leadership in time.
+    #[error("leadership not confirmed: {0}")]
+    Unavailable(String),
+}
+
+/// Errors of membership operations.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<LeaderInfo> },
+    /// The request cannot be done as asked (e.g. a membership change already in progress,
+    /// a voter that is not a learner yet).
+    #[error("{0}")]
+    Refused(String),
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+}
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid Raft settings: {0}")]
+    Settings(String),
+    #[error("Raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// A running Raft node. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft,
+    reader: StateReader,
+    state_machine: StateMachine,
+    write_timeout: Duration,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// A node's view of the cluster, as `GET /admin/raft` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RaftStatus {
+    pub id: NodeId,
+    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
+    pub state: String,
+    pub current_term: u64,
+    pub current_leader: Option<NodeId>,
+    pub leader_api_addr: Option<String>,
+    pub last_log_index: Option<u64>,
+    pub last_applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    /// Milliseconds since a quorum last acknowledged this leader; `None` on followers.
+    pub millis_since_quorum_ack: Option<u64>,
+    pub voters: BTreeMap<NodeId, NodeInfo>,
+    pub learners: BTreeMap<NodeId, NodeInfo>,
+    /// On the leader: the last log index known to be replicated to each node.
+    pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
+    /// Jobs in the local replica.
+    pub jobs: usize,
+}
+
+fn leader_of(raft: &Raft) -> Option<LeaderInfo> {
+    let metrics = raft.metrics().borrow().clone();
+    let id = metrics.current_leader?;
+    let node = metrics.membership_config.membership().get_node(&id)?.clone();
+    Some(LeaderInfo { id, api_addr: node.api_addr })
+}
+
+fn leader_from(id: Option<NodeId>, node: Option<NodeInfo>) -> Option<LeaderInfo> {
+    Some(LeaderInfo { id: id?, api_addr: node?.api_addr })
+}
+
+impl RaftNode {
+    /// Starts Raft on an opened store. Does not initialize a cluster; see [`RaftNode::initialize`].
+    pub async fn start(
+        id: NodeId,
+        store: Store,
+        network: NetworkFactory,
+        settings: &RaftSettings,
+    ) -> Result<RaftNode, StartError> {
+        let config = openraft::Config {
+            cluster_name: settings.cluster_name.clone(),
+            heartbeat_interval: settings.heartbeat.as_millis() as u64,
+            election_timeout_min: settings.election_timeout_min.as_millis() as u64,
+            election_timeout_max: settings.election_timeout_max.as_millis() as u64,
+            install_snapshot_timeout: settings.install_snapshot_timeout.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every_logs),
+            max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Settings(e.to_string()))?;
+        let Store { log, state_machine, reader } = store;
+        let raft = Raft::new(id, Arc::new(config), network, log, state_machine.clone())
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        Ok(RaftNode {
+            inner: Arc::new(Inner { id, raft, reader, state_machine, write_timeout: settings.write_timeout }),
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The local replica's state. Reads here may lag the leader; see [`RaftNode::linearize`].
+    pub fn state(&self) -> &StateReader {
+        &self.inner.reader
+    }
+
+    pub(crate) fn raw(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// Replicates `cmd` and returns the state machine's response once it is applied here.
+    /// Cancellation-safe in the sense that dropping the future leaves the outcome unknown.
+    pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
+        let raft = &self.inner.raft;
+        match tokio::time::timeout(self.inner.write_timeout, raft.client_write(cmd)).await {
+            Err(_) => Err(WriteError::Unknown(format!("not applied within {:?}", self.inner.write_timeout))),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(WriteError::NotLeader { leader: leader_from(f.leader_id, f.leader_node) })
+            }
+            Ok(Err(e)) => Err(WriteError::Unknown(e.to_string())),
+        }
+    }
+
+    /// Waits until every write committed before this call is applied locally, confirming with
+    /// a quorum that this node is still the leader. After `Ok`, reads of [`RaftNode::state`]
+    /// are linearizable.
+    pub async fn linearize(&self) -> Result<(), ReadError> {
+        let raft = &self.inner.raft;
+        match tokio::time::timeout(self.inner.write_timeout, raft.ensure_linearizable()).await {
+            Err(_) => Err(ReadError::Unavailable(format!("no quorum within {:?}", self.inner.write_timeout))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(ReadError::NotLeader { leader: leader_from(f.leader_id, f.leader_node) })
+            }
+            Ok(Err(e)) => Err(ReadError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// The leader as this node currently knows it.
+    pub fn leader(&self) -> Option<LeaderInfo> {
+        leader_of(&self.inner.raft)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.inner.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.inner.id)
+    }
+
+    /// Changes of leadership: `Some(term)` while this node leads in `term`, else `None`.
+    pub fn leadership(&self) -> watch::Receiver<Option<u64>> {
+        let mut metrics = self.inner.raft.metrics();
+        let id = self.inner.id;
+        let lead = move |m: &openraft::RaftMetrics<NodeId, NodeInfo>| {
+            (m.state == ServerState::Leader && m.current_leader == Some(id)).then_some(m.current_term)
+        };
+        let (tx, rx) = watch::channel(lead(&metrics.borrow()));
+        tokio::spawn(async move {
+            while metrics.changed().await.is_ok() {
+                let now = lead(&metrics.borrow_and_update());
+                tx.send_if_modified(|seen| {
+                    let changed = *seen != now;
+                    *seen = now;
+                    changed
+                });
+                if tx.is_closed() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut voters = BTreeMap::new();
+        let mut learners = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.insert(*id, node.clone());
+            } else {
+                learners.insert(*id, node.clone());
+            }
+        }
+        let leader_api_addr = m.current_leader.and_then(|l| membership.get_node(&l)).map(|n| n.api_addr.clone());
+        RaftStatus {
+            id: m.id,
+            state: format!("{:?}", m.state),
+            current_term: m.current_term,
+            current_leader: m.current_leader,
+            leader_api_addr,
+            last_log_index: m.last_log_index,
+            last_applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+            voters,
+            learners,
+            replication: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, log)| (*id, log.as_ref().map(|l| l.index))).collect()),
+            jobs: self.inner.reader.job_count(),
+        }
+    }
+
+    /// Initializes a brand-new cluster with `members` as voters. Returns `false` when this
+    /// node was initialized before (a restart), which is not an error.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, NodeInfo>) -> Result<bool, AdminError> {
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => Ok(true),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(false),
+            Err(e) => Err(AdminError::Refused(e.to_string())),
+        }
+    }
+
+    /// Adds (or updates) a learner and waits until it has caught up with the log.
+    pub async fn add_learner(&self, id: NodeId, node: NodeInfo) -> Result<(), AdminError> {
+        match self.inner.raft.add_learner(id, node, true).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(AdminError::NotLeader { leader: leader_from(f.leader_id, f.leader_node) })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(AdminError::Refused(e.to_string()))
+            }
+            Err(e) => Err(AdminError::Unknown(e.to_string())),
+        }
+    }
+
+    /// Makes `voters` the voting members (joint consensus inside). Nodes removed from the
+    /// voters are removed from the cluster entirely.
+    pub async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<(), AdminError> {
+        match self.inner.raft.change_membership(voters, false).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(AdminError::NotLeader { leader: leader_from(f.leader_id, f.leader_node) })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(AdminError::Refused(e.to_string()))
+            }
+            Err(e) => Err(AdminError::Unknown(e.to_string())),
+        }
+    }
+
+    /// Builds a snapshot now (and lets openraft purge the log behind it).
+    pub async fn trigger_snapshot(&self) -> Result<(), AdminError> {
+        self.inner.raft.trigger().snapshot().await.map_err(|e| AdminError::Unknown(e.to_string()))
+    }
+
+    /// Stops Raft and makes the store durable. Call once, at the end of shutdown.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "Raft did not shut down cleanly");
+        }
+        if let Err(e) = self.inner.state_machine.flush().await {
+            tracing::warn!(error = %e, "final flush of the store failed");
+        }
+    }
+}
+
+/// Convenience for the leader-side housekeeping and status answers.
+impl RaftNode {
+    /// The leader's last known log index (`None` before any entry).
+    pub fn last_applied_index(&self) -> Option<u64> {
+        self.inner.raft.metrics().borrow().last_applied.map(|l| l.index)
+    }
+}

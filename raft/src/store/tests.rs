@@ -1,0 +1,237 @@
+use std::collections::BTreeMap;
+
+use openraft::storage::RaftStateMachine;
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tempfile::TempDir;
+
+use super::*;
+use crate::model::{
+    ClusterState, Command, DispatchOutcome, IdempotencyEntry, IdempotencyKey, MemState, Observed, StatusUpdate, apply,
+    sample_job,
+};
+use crate::typ::{Entry, LogId, StorageError, TypeConfig};
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path(), &StoreOptions::default()).expect("open store");
+        Ok((dir, store.log, store.state_machine))
+    }
+}
+
+/// openraft's own conformance suite for log and state-machine storage.
+#[test]
+fn passes_the_openraft_storage_suite() {
+    Suite::test_all(Builder).expect("storage suite");
+}
+
+fn entry(index: u64, cmd: Command) -> Entry {
+    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 0), index), payload: EntryPayload::Normal(cmd) }
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, &StoreOptions::default()).expect("open store")
+}
+
+const IDS: [&str; 12] = ["a-1", "a-2", "a-3", "a-4", "b-1", "b-2", "b-3", "b-4", "c-1", "c-2", "c-3", "c-4"];
+const OWNERS: [&str; 3] = ["alice", "bob", "carol"];
+
+fn random_command(rng: &mut StdRng, now: u64, mem: &MemState) -> Command {
+    let id = IDS[rng.random_range(0..IDS.len())].to_owned();
+    match rng.random_range(0..9) {
+        0 | 1 => {
+            let owner = OWNERS[rng.random_range(0..OWNERS.len())];
+            let key = rng.random_bool(0.5).then(|| format!("k{}", rng.random_range(0..4)));
+            Command::Submit { job: Box::new(sample_job(&id, owner, now)), idempotency_key: key }
+        }
+        2 => {
+            let outcome = if rng.random_bool(0.8) {
+                DispatchOutcome::Created
+            } else {
+                DispatchOutcome::Rejected { reason: "invalid".into() }
+            };
+            Command::RecordDispatch { id, outcome }
+        }
+        3 => {
+            let updates = (0..rng.random_range(1..4))
+                .map(|_| StatusUpdate {
+                    id: IDS[rng.random_range(0..IDS.len())].to_owned(),
+                    observed: Observed {
+                        resource_version: rng.random_range(0..50),
+                        state: Some(["SUBMITTED", "RUNNING", "COMPLETED"][rng.random_range(0..3)].into()),
+                        vanished: rng.random_bool(0.1),
+                        ..Observed::default()
+                    },
+                })
+                .collect();
+            Command::RecordStatus { updates }
+        }
+        4 => Command::Delete { id, at_ms: now },
+        5 => Command::SetCluster {
+            id: ["a", "b", "c"][rng.random_range(0..3)].into(),
+            weight: rng.random_bool(0.5).then(|| rng.random_range(0..100)),
+            cordoned: rng.random_bool(0.5).then(|| rng.random_bool(0.5)),
+        },
+        6 => Command::Forget { ids: vec![id] },
+        7 => {
+            let mut keys = Vec::new();
+            for ((owner, key), e) in &mem.idempotency {
+                if rng.random_bool(0.5) {
+                    let at_ms = if rng.random_bool(0.7) { e.at_ms } else { e.at_ms + 1 };
+                    keys.push(IdempotencyKey { owner: owner.clone(), key: key.clone(), at_ms });
+                }
+            }
+            Command::ExpireIdempotency { keys }
+        }
+        _ => Command::Batch((0..rng.random_range(1..4)).map(|_| random_command(rng, now, mem)).collect()),
+    }
+}
+
+/// Checks every record and every index of the sled state against the model.
+fn assert_same_state(mem: &MemState, reader: &StateReader) {
+    let jobs: BTreeMap<String, _> = reader.jobs().map(|j| j.expect("decode job")).map(|j| (j.id.clone(), j)).collect();
+    assert_eq!(&jobs, &mem.jobs, "jobs differ");
+    for owner in OWNERS {
+        let got: Vec<String> = reader.jobs_of_owner(owner).unwrap().into_iter().map(|j| j.id).collect();
+        let want: Vec<String> = mem.jobs.values().filter(|j| j.owner == owner).map(|j| j.id.clone()).collect();
+        assert_eq!(got, want, "owner index of {owner}");
+    }
+    let pending: Vec<String> = reader.pending_dispatch().unwrap().into_iter().map(|j| j.id).collect();
+    let want: Vec<String> = mem
+        .jobs
+        .values()
+        .filter(|j| matches!(j.dispatch, crate::model::Dispatch::Pending { .. }) && j.deleted_at_ms.is_none())
+        .map(|j| j.id.clone())
+        .collect();
+    assert_eq!(pending, want, "pending index");
+    let clusters: BTreeMap<String, ClusterState> = reader.clusters().unwrap();
+    assert_eq!(&clusters, &mem.clusters, "clusters");
+    let idem: BTreeMap<(String, String), IdempotencyEntry> = reader
+        .expired_idempotency(u64::MAX, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|k| {
+            let e = reader.idempotency(&k.owner, &k.key).unwrap().expect("listed entry exists");
+            ((k.owner, k.key), e)
+        })
+        .collect();
+    assert_eq!(&idem, &mem.idempotency, "idempotency index");
+}
+
+/// Applies the same random commands to the model and to sled (one entry at a time and in
+/// batches), comparing every response and, at the end, the whole state.
+async fn apply_random(sm: &mut StateMachine, mem: &mut MemState, seed: u64, n: u64) -> u64 {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut index = 0;
+    while index < n {
+        let batch_len = rng.random_range(1..6).min(n - index);
+        let mut entries = Vec::new();
+        let mut expected = Vec::new();
+        for _ in 0..batch_len {
+            index += 1;
+            let cmd = random_command(&mut rng, index * 1000, mem);
+            expected.push(apply(mem, cmd.clone()).unwrap_or_else(|never| match never {}));
+            entries.push(entry(index, cmd));
+        }
+        let got = sm.apply(entries).await.expect("apply");
+        assert_eq!(got, expected, "responses differ at index {index}");
+    }
+    index
+}
+
+#[tokio::test]
+async fn sled_state_machine_matches_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let Store { mut state_machine, reader, .. } = open(dir.path());
+    let mut mem = MemState::default();
+    let last = apply_random(&mut state_machine, &mut mem, 7, 3000).await;
+    assert_same_state(&mem, &reader);
+    let (applied, _) = state_machine.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(last));
+}
+
+#[tokio::test]
+async fn applied_state_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = MemState::default();
+    {
+        let Store { mut state_machine, .. } = open(dir.path());
+        apply_random(&mut state_machine, &mut mem, 11, 500).await;
+    }
+    let Store { mut state_machine, reader, .. } = open(dir.path());
+    assert_same_state(&mem, &reader);
+    assert_eq!(state_machine.applied_state().await.unwrap().0.map(|l| l.index), Some(500));
+}
+
+#[tokio::test]
+async fn a_snapshot_moves_the_whole_state_to_another_node() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let Store { state_machine: mut src, .. } = open(src_dir.path());
+    let mut mem = MemState::default();
+    apply_random(&mut src, &mut mem, 3, 800).await;
+    let mut snapshot = src.get_snapshot_builder().await.build_snapshot().await.expect("build");
+    assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(800));
+
+    let dst_dir = tempfile::tempdir().unwrap();
+    {
+        let Store { state_machine: mut dst, reader, .. } = open(dst_dir.path());
+        // Something the snapshot must replace.
+        let mut other = MemState::default();
+        apply_random(&mut dst, &mut other, 99, 50).await;
+        let mut incoming = dst.begin_receiving_snapshot().await.unwrap();
+        tokio::io::copy(&mut snapshot.snapshot, &mut *incoming).await.unwrap();
+        dst.install_snapshot(&snapshot.meta, incoming).await.expect("install");
+        assert_same_state(&mem, &reader);
+        assert_eq!(dst.applied_state().await.unwrap().0, snapshot.meta.last_log_id);
+        let current = dst.get_current_snapshot().await.unwrap().expect("current snapshot");
+        assert_eq!(current.meta, snapshot.meta);
+    }
+    // After a restart the installed state is still there.
+    let Store { reader, .. } = open(dst_dir.path());
+    assert_same_state(&mem, &reader);
+}
+
+#[tokio::test]
+async fn a_torn_snapshot_is_refused_and_changes_nothing() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let Store { state_machine: mut src, .. } = open(src_dir.path());
+    let mut mem = MemState::default();
+    apply_random(&mut src, &mut mem, 5, 200).await;
+    let snapshot = src.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let path = src_dir.path().join("snapshots").join(format!("{}.snap", snapshot.meta.snapshot_id));
+    let bytes = std::fs::read(&path).unwrap();
+
+    let dst_dir = tempfile::tempdir().unwrap();
+    let Store { state_machine: mut dst, reader, .. } = open(dst_dir.path());
+    let mut kept = MemState::default();
+    apply_random(&mut dst, &mut kept, 8, 40).await;
+    let mut incoming = dst.begin_receiving_snapshot().await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut *incoming, &bytes[..bytes.len() / 2]).await.unwrap();
+    assert!(dst.install_snapshot(&snapshot.meta, incoming).await.is_err());
+    assert_same_state(&kept, &reader);
+}
+
+#[tokio::test]
+async fn an_install_cut_short_by_a_crash_is_finished_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = MemState::default();
+    {
+        let Store { state_machine: mut sm, .. } = open(dir.path());
+        apply_random(&mut sm, &mut mem, 21, 300).await;
+        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    }
+    // Simulate a crash in the middle of an install: the flag is set, the data half gone.
+    {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        db.open_tree(keys::SM_META).unwrap().insert(keys::INSTALLING, &[]).unwrap();
+        db.open_tree(keys::JOBS).unwrap().clear().unwrap();
+        db.flush().unwrap();
+    }
+    let Store { reader, .. } = open(dir.path());
+    assert_same_state(&mem, &reader);
+}

@@ -1,0 +1,5 @@
+//! The `bpg` program, built in this package for the end-to-end tests.
+
+fn main() -> std::process::ExitCode {
+    bpg_node::main()
+}
