@@ -1,0 +1,286 @@
+//! Every object kubesim holds, under one global resourceVersion like etcd's revision.
+//!
+//! Each change bumps the revision, is kept in a bounded history (so a watch can resume from a
+//! recent resourceVersion; older ones get 410 Expired) and is broadcast to live watchers. All
+//! of it happens under one short lock, so events reach every watcher in revision order.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::resource::Resource;
+
+/// Identifies an object: kind, namespace, name.
+pub(crate) type Key = (Resource, String, String);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "ADDED",
+            ChangeKind::Modified => "MODIFIED",
+            ChangeKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watchers receive it.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub rv: u64,
+    pub resource: Resource,
+    pub kind: ChangeKind,
+    pub object: Arc<Value>,
+    /// The object before a modification (to tell when it leaves or enters a selector).
+    pub previous: Option<Arc<Value>>,
+}
+
+/// Why a write failed.
+#[derive(Debug)]
+pub enum WriteError<E> {
+    NotFound,
+    AlreadyExists,
+    /// The closure refused the change.
+    Rejected(E),
+}
+
+/// A watch resuming from a revision the history no longer holds.
+#[derive(Debug)]
+pub struct TooOld {
+    pub requested: u64,
+    pub oldest: u64,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Change>,
+    history_capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Arc<Value>>,
+    history: VecDeque<Change>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Store {
+    /// `history_capacity` changes are kept for resuming watches; live watchers that fall
+    /// more than `channel_capacity` changes behind are cut off (and re-list, as with a real
+    /// API server).
+    pub fn new(history_capacity: usize, channel_capacity: usize) -> Store {
+        let (tx, _) = broadcast::channel(channel_capacity);
+        Store { inner: Mutex::new(Inner::default()), tx, history_capacity }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("store lock poisoned")
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    /// Every object of `resource` (in `namespace`, or all), sorted by namespace and name, and
+    /// the revision the listing reflects.
+    pub fn list(&self, resource: Resource, namespace: Option<&str>) -> (u64, Vec<Arc<Value>>) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .range((resource, String::new(), String::new())..)
+            .take_while(|((r, _, _), _)| *r == resource)
+            .filter(|((_, ns, _), _)| namespace.is_none_or(|n| n == ns))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (inner.rv, items)
+    }
+
+    /// Number of objects of `resource`.
+    pub fn count(&self, resource: Resource) -> usize {
+        self.lock().objects.keys().filter(|(r, _, _)| *r == resource).count()
+    }
+
+    /// Creates an object, filling `uid`, `resourceVersion`, `creationTimestamp`, `generation`.
+    pub fn create(&self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, WriteError<()>> {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let key = (resource, namespace.to_owned(), name);
+        let mut inner = self.lock();
+        if inner.objects.contains_key(&key) {
+            return Err(WriteError::AlreadyExists);
+        }
+        inner.rv += 1;
+        let rv = inner.rv;
+        let meta = &mut object["metadata"];
+        meta["namespace"] = Value::from(namespace);
+        meta["uid"] = Value::from(uuid::Uuid::new_v4().to_string());
+        meta["resourceVersion"] = Value::from(rv.to_string());
+        meta["creationTimestamp"] = Value::from(now_rfc3339());
+        meta["generation"] = Value::from(1);
+        let object = Arc::new(object);
+        inner.objects.insert(key, object.clone());
+        self.record(
+            &mut inner,
+            Change { rv, resource, kind: ChangeKind::Added, object: object.clone(), previous: None },
+        );
+        Ok(object)
+    }
+
+    /// Read-modify-write of one object. `change` gets the current object and returns the new
+    /// one, `Ok(None)` for "no change", or an error that aborts. The new object gets a new
+    /// `resourceVersion`; `generation` goes up when `spec` changed.
+    pub fn update<E>(
+        &self,
+        key: &Key,
+        change: impl FnOnce(&Value) -> Result<Option<Value>, E>,
+    ) -> Result<Arc<Value>, WriteError<E>> {
+        let mut inner = self.lock();
+        let current = inner.objects.get(key).cloned().ok_or(WriteError::NotFound)?;
+        let Some(mut next) = change(&current).map_err(WriteError::Rejected)? else {
+            return Ok(current);
+        };
+        inner.rv += 1;
+        let rv = inner.rv;
+        let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
+        let spec_changed = next["spec"] != current["spec"];
+        let meta = &mut next["metadata"];
+        for field in ["uid", "creationTimestamp", "namespace", "name"] {
+            meta[field] = current["metadata"][field].clone();
+        }
+        meta["resourceVersion"] = Value::from(rv.to_string());
+        meta["generation"] = Value::from(if spec_changed { generation + 1 } else { generation });
+        let next = Arc::new(next);
+        inner.objects.insert(key.clone(), next.clone());
+        let change =
+            Change { rv, resource: key.0, kind: ChangeKind::Modified, object: next.clone(), previous: Some(current) };
+        self.record(&mut inner, change);
+        Ok(next)
+    }
+
+    /// Removes an object; the DELETED event carries its last state with a new revision.
+    pub fn delete(&self, key: &Key) -> Option<Arc<Value>> {
+        let mut inner = self.lock();
+        let current = inner.objects.remove(key)?;
+        inner.rv += 1;
+        let rv = inner.rv;
+        let mut last = (*current).clone();
+        last["metadata"]["resourceVersion"] = Value::from(rv.to_string());
+        let last = Arc::new(last);
+        self.record(
+            &mut inner,
+            Change { rv, resource: key.0, kind: ChangeKind::Deleted, object: last.clone(), previous: Some(current) },
+        );
+        Some(last)
+    }
+
+    fn record(&self, inner: &mut Inner, change: Change) {
+        if inner.history.len() == self.history_capacity {
+            inner.history.pop_front();
+        }
+        inner.history.push_back(change.clone());
+        // No receivers is fine: nobody watches.
+        let _ = self.tx.send(change);
+    }
+
+    /// Changes of `resource` after revision `since`, and a receiver for the ones to come,
+    /// with nothing missed or repeated between them.
+    pub fn watch_from(
+        &self,
+        resource: Resource,
+        since: u64,
+    ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), TooOld> {
+        let inner = self.lock();
+        let oldest_kept = inner.history.front().map(|c| c.rv).unwrap_or(inner.rv + 1);
+        // Resuming is possible when every change after `since` is still in the history.
+        if since + 1 < oldest_kept && since < inner.rv {
+            return Err(TooOld { requested: since, oldest: oldest_kept });
+        }
+        let backlog = inner.history.iter().filter(|c| c.rv > since && c.resource == resource).cloned().collect();
+        Ok((backlog, self.tx.subscribe()))
+    }
+
+    /// The current objects of `resource` and a receiver for the changes after them.
+    pub fn watch_now(
+        &self,
+        resource: Resource,
+        namespace: Option<&str>,
+    ) -> (u64, Vec<Arc<Value>>, broadcast::Receiver<Change>) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|((r, ns, _), _)| *r == resource && namespace.is_none_or(|n| n == ns))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (inner.rv, items, self.tx.subscribe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn app(name: &str) -> Value {
+        json!({"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication", "metadata": {"name": name}, "spec": {"a": 1}})
+    }
+
+    #[test]
+    fn revisions_increase_and_generation_follows_spec() {
+        let s = Store::new(100, 100);
+        let a = s.create(Resource::SparkApplication, "ns", app("a")).unwrap();
+        assert_eq!(a["metadata"]["resourceVersion"], "1");
+        assert!(matches!(s.create(Resource::SparkApplication, "ns", app("a")), Err(WriteError::AlreadyExists)));
+        let key = (Resource::SparkApplication, "ns".to_owned(), "a".to_owned());
+        let b = s.update::<()>(&key, |cur| {
+            let mut v = cur.clone();
+            v["status"] = json!({"x": 1});
+            Ok(Some(v))
+        });
+        let b = b.unwrap();
+        assert_eq!(b["metadata"]["resourceVersion"], "2");
+        assert_eq!(b["metadata"]["generation"], 1, "a status change keeps the generation");
+        let c = s
+            .update::<()>(&key, |cur| {
+                let mut v = cur.clone();
+                v["spec"]["a"] = json!(2);
+                Ok(Some(v))
+            })
+            .unwrap();
+        assert_eq!(c["metadata"]["generation"], 2);
+        let gone = s.delete(&key).unwrap();
+        assert_eq!(gone["metadata"]["resourceVersion"], "4");
+        assert!(s.get(&key).is_none());
+    }
+
+    #[test]
+    fn a_watch_resumes_from_history_or_expires() {
+        let s = Store::new(3, 100);
+        for i in 0..5 {
+            s.create(Resource::Pod, "ns", app(&format!("p{i}"))).unwrap();
+        }
+        // History holds revisions 3, 4, 5.
+        let (backlog, _) = s.watch_from(Resource::Pod, 3).unwrap();
+        assert_eq!(backlog.iter().map(|c| c.rv).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(s.watch_from(Resource::Pod, 2).is_ok(), "revision 2 resumes with 3, 4, 5");
+        assert!(s.watch_from(Resource::Pod, 1).is_err(), "revision 2 is gone");
+        assert!(s.watch_from(Resource::Pod, 5).unwrap().0.is_empty());
+    }
+}
