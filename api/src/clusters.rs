@@ -35,8 +35,7 @@ impl ReadQuery {
 }
 
 fn effective(app: &AppState) -> ApiResult<Vec<EffectiveCluster>> {
-    let states = app.raft.state().clusters()?;
-    Ok(app.clusters.iter().map(|c| EffectiveCluster::new(c, states.get(&c.id))).collect())
+    Ok(app.gateway.effective_clusters()?)
 }
 
 pub(crate) async fn list(State(app): State<AppState>, _: Admin, Query(q): Query<ReadQuery>) -> ApiResult<Json<Value>> {
@@ -67,7 +66,7 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     AppJson(change): AppJson<ClusterChange>,
 ) -> ApiResult<Json<EffectiveCluster>> {
-    let config = app.clusters.iter().find(|c| c.id == id).ok_or_else(|| unknown(&id))?;
+    let config = app.gateway.cluster(&id).map(|c| c.config.clone()).ok_or_else(|| unknown(&id))?;
     if change.weight.is_none() && change.cordoned.is_none() {
         return Err(ApiError::BadRequest("give at least one of weight, cordoned".into()));
     }
@@ -80,7 +79,8 @@ pub(crate) async fn update(
     match app.raft.write(cmd).await? {
         Response::Cluster(state) => {
             tracing::info!(cluster = %id, by = %who.name, weight = ?state.weight, cordoned = state.cordoned, "cluster changed");
-            Ok(Json(EffectiveCluster::new(config, Some(&state))))
+            let healthy = app.gateway.cluster(&id).is_some_and(|c| c.is_healthy());
+            Ok(Json(EffectiveCluster { healthy, ..EffectiveCluster::new(&config, Some(&state)) }))
         }
         other => Err(ApiError::Internal(format!("unexpected response to SetCluster: {other:?}"))),
     }

@@ -96,6 +96,20 @@ impl From<bpg_raft::AdminError> for ApiError {
     }
 }
 
+impl From<bpg_router::GatewayError> for ApiError {
+    fn from(e: bpg_router::GatewayError) -> Self {
+        use bpg_router::GatewayError as G;
+        match e {
+            G::Invalid(m) => ApiError::BadRequest(m),
+            G::NotFound(m) => ApiError::NotFound(m),
+            G::NotLeader { leader } => ApiError::NotLeader { leader },
+            G::OutcomeUnknown(m) => ApiError::OutcomeUnknown(m),
+            G::Unavailable(m) => ApiError::Unavailable(m),
+            G::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl From<bpg_raft::StoreError> for ApiError {
     fn from(e: bpg_raft::StoreError) -> Self {
         ApiError::Internal(e.to_string())

@@ -17,7 +17,7 @@ const READY_MAX_QUORUM_SILENCE_MS: u64 = 1000;
 /// `GET /healthcheck`: named checks; 500 when one is unhealthy.
 pub(crate) async fn healthcheck(State(app): State<AppState>) -> impl IntoResponse {
     let status = app.raft.status();
-    let clusters_ok = !app.clusters.is_empty();
+    let clusters_ok = app.gateway.clusters().next().is_some();
     let raft_ok = status.current_leader.is_some();
     let body = json!({
         "deadlocks": {"healthy": true},

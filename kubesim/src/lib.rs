@@ -35,6 +35,22 @@ pub use sim::{Settings, Sim};
 pub use tls::Tls;
 use tokio::net::TcpListener;
 
+/// Checks a SparkApplication as an API server with the Spark Operator's CRD would on create:
+/// `Ok` with nothing pruned, or the problems (invalid fields, and fields the schema would
+/// silently drop, which a generator should not emit).
+pub fn validate_spark_application(object: &serde_json::Value) -> Result<(), Vec<String>> {
+    let mut copy = object.clone();
+    let mut problems: Vec<String> = meta_problems(&mut copy);
+    let (causes, pruned) = crd::spark_application().schema.apply(&mut copy);
+    problems.extend(causes.iter().map(|c| c.line()));
+    problems.extend(pruned.iter().map(|p| format!("{p}: not in the CRD schema (would be pruned)")));
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}
+
+fn meta_problems(object: &mut serde_json::Value) -> Vec<String> {
+    meta::check(&mut object["metadata"], "x").iter().map(|c| c.line()).collect()
+}
+
 /// Serves `sim` on `listener` (HTTPS when `tls` is given) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,

@@ -8,10 +8,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine;
 use bpg_api::auth::{AuthSettings, UserEntry};
 use bpg_raft::{ClusterSecret, NodeId, NodeInfo, RaftSettings, StoreOptions};
-use bpg_router::ClusterConfig;
+use bpg_router::config::{
+    DEFAULT_MAX_EXECUTOR_INSTANCES, DEFAULT_MAX_RUNNING_MILLIS, DEFAULT_NODE_LABEL_KEY, PodDefaults,
+};
+use bpg_router::{ClusterConfig, GatewaySettings, Policy, QueueConfig, SparkImage};
 use serde::Deserialize;
+use serde_json::Value;
 
 /// A config problem, naming the file, the field and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,121 @@ pub struct FileConfig {
     /// BPG `adminUsers`: may see and delete all jobs and change cluster weights.
     #[serde(default)]
     pub admin_users: Vec<String>,
+    /// Timing of dispatch, probes and housekeeping (bpg's own section).
+    #[serde(default)]
+    pub gateway: GatewaySection,
+    /// Lowest-priority Spark conf; `{spark-application-resource-name}` is replaced by the id.
+    #[serde(default)]
+    pub default_spark_conf: BTreeMap<String, String>,
+    /// Spark conf enforced over the request's.
+    #[serde(default)]
+    pub fixed_spark_conf: BTreeMap<String, String>,
+    /// Images by type and Spark version.
+    #[serde(default)]
+    pub spark_images: Vec<SparkImageSection>,
+    /// Queues; every queue users submit to must be listed.
+    #[serde(default)]
+    pub queues: Vec<QueueSection>,
+    /// HMAC secrets of queue tokens.
+    #[serde(default, rename = "queueTokenSOPS")]
+    pub queue_token_sops: Option<QueueTokenSection>,
+    /// History Server host, for UI links of finished jobs.
+    pub spark_history_dns: Option<String>,
+
+    // BPG keys accepted so existing config files load, but unused by bpg (warned at start):
+    // status is served from the replicated state (no cache), there is no database, no S3
+    // upload or log fallback, and Dropwizard's blocks do not apply.
+    pub status_cache_expire_millis: Option<u64>,
+    #[serde(rename = "dbStorageSOPS")]
+    pub db_storage_sops: Option<Value>,
+    pub s3_bucket: Option<String>,
+    pub s3_folder: Option<String>,
+    pub spark_log_s3_bucket: Option<String>,
+    pub spark_log_index: Option<Value>,
+    pub batch_file_limit: Option<Value>,
+    pub gateway_dns: Option<String>,
+    pub eks_cluster: Option<String>,
+    pub spark_history_url: Option<String>,
+    pub memory_mb_second_cost: Option<f64>,
+    pub v_core_second_cost: Option<f64>,
+    pub server: Option<Value>,
+    pub logging: Option<Value>,
+    pub metrics: Option<Value>,
+}
+
+/// bpg's own gateway timing.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct GatewaySection {
+    /// How long a submission waits for its SparkApplication to be created before it is
+    /// acknowledged as accepted, ms. Default 10000.
+    pub dispatch_timeout_millis: u64,
+    /// Cluster health probe period, ms. Default 5000.
+    pub cluster_probe_millis: u64,
+    /// How often applications past their max running time are killed, s. Default 30.
+    pub max_running_check_seconds: u64,
+    /// Finished or deleted jobs are forgotten after this many days; 0 keeps them. Default 30.
+    pub job_retention_days: u64,
+    /// Accounts whose submissions run as the `dagUser` query parameter.
+    pub airflow_system_accounts: Vec<String>,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            dispatch_timeout_millis: 10_000,
+            cluster_probe_millis: 5_000,
+            max_running_check_seconds: 30,
+            job_retention_days: 30,
+            airflow_system_accounts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SparkImageSection {
+    pub name: String,
+    #[serde(default)]
+    pub types: Vec<String>,
+    pub version: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct QueueTokenSection {
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueueSection {
+    pub name: String,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub secure: bool,
+    pub max_running_millis: Option<u64>,
+    pub max_executor_instances: Option<u32>,
+    pub driver_node_label_key: Option<String>,
+    pub executor_node_label_key: Option<String>,
+    #[serde(default)]
+    pub driver_node_label_values: Vec<String>,
+    #[serde(default)]
+    pub executor_node_label_values: Vec<String>,
+    #[serde(default)]
+    pub executor_spot_node_label_values: Vec<String>,
+    #[serde(rename = "driverCPUBufferRatio")]
+    pub driver_cpu_buffer_ratio: Option<f64>,
+    #[serde(rename = "executorCPUBufferRatio")]
+    pub executor_cpu_buffer_ratio: Option<f64>,
+    pub driver_mem_buffer_ratio: Option<f64>,
+    pub executor_mem_buffer_ratio: Option<f64>,
+    #[serde(default)]
+    pub allowed_zones: Vec<String>,
+    /// Only `round_robin` exists.
+    pub zone_picker_name: Option<String>,
 }
 
 fn default_context_path() -> String {
@@ -187,6 +307,45 @@ pub struct SparkClusterSection {
     /// Relative routing probability. Default 0 (reachable only by `clusterId`).
     #[serde(default)]
     pub weight: u32,
+    pub eks_cluster: Option<String>,
+    /// API server URL (http or https).
+    pub master_url: String,
+    /// Base64 of the API server's CA PEM (BPG's key), with secret indirections.
+    #[serde(rename = "caCertDataSOPS")]
+    pub ca_cert_data_sops: Option<String>,
+    /// Path of the CA PEM (bpg's addition; for Secrets mounted as files).
+    pub ca_cert_file: Option<String>,
+    /// Informational, as in BPG.
+    pub user_name: Option<String>,
+    /// Bearer token, with secret indirections.
+    #[serde(rename = "userTokenSOPS")]
+    pub user_token_sops: Option<String>,
+    /// File holding the bearer token, re-read as it changes (bpg's addition; EKS tokens expire).
+    pub user_token_file: Option<String>,
+    /// Timeout of one Kubernetes call, ms. Default 30000.
+    pub timeout_millis: Option<u64>,
+    pub http_proxy: Option<String>,
+    pub https_proxy: Option<String>,
+    /// Namespace for SparkApplications and their pods.
+    pub spark_application_namespace: String,
+    pub spark_service_account: Option<String>,
+    #[serde(default)]
+    pub spark_versions: Vec<String>,
+    #[serde(default)]
+    pub queues: Vec<String>,
+    pub ttl_seconds: Option<i64>,
+    #[serde(rename = "sparkUIUrl")]
+    pub spark_ui_url: Option<String>,
+    pub batch_scheduler: Option<String>,
+    #[serde(default)]
+    pub spark_conf: BTreeMap<String, String>,
+    #[serde(rename = "sparkUIOptions")]
+    pub spark_ui_options: Option<Value>,
+    #[serde(default)]
+    pub volumes: Vec<Value>,
+    /// Only `env` and `volumeMounts` apply, as in BPG.
+    pub driver: Option<Value>,
+    pub executor: Option<Value>,
 }
 
 /// Everything `serve` needs, checked.
@@ -208,6 +367,8 @@ pub struct Valid {
     pub auth: AuthSettings,
     pub context_path: String,
     pub clusters: Vec<ClusterConfig>,
+    pub policy: Policy,
+    pub gateway: GatewaySettings,
 }
 
 impl FileConfig {
@@ -344,20 +505,104 @@ impl FileConfig {
         // Clusters.
         let mut cluster_ids = HashSet::new();
         let mut clusters = Vec::new();
-        for (i, c) in self.spark_clusters.iter().enumerate() {
-            let field = format!("sparkClusters[{i}].id");
-            check_cluster_id(&c.id).map_err(|p| invalid(&field, p))?;
+        for (i, c) in self.spark_clusters.into_iter().enumerate() {
+            let field = |f: &str| format!("sparkClusters[{i}].{f}");
+            check_cluster_id(&c.id).map_err(|p| invalid(&field("id"), p))?;
             if !cluster_ids.insert(c.id.clone()) {
-                return Err(invalid(&field, format!("cluster id {:?} is listed twice", c.id)));
+                return Err(invalid(&field("id"), format!("cluster id {:?} is listed twice", c.id)));
             }
-            if c.weight > bpg_api::MAX_WEIGHT {
-                return Err(invalid(
-                    &format!("sparkClusters[{i}].weight"),
-                    format!("must be at most {}", bpg_api::MAX_WEIGHT),
-                ));
-            }
-            clusters.push(ClusterConfig { id: c.id.clone(), weight: c.weight });
+            clusters.push(cluster_config(c, &|f, p| invalid(&field(f), p))?);
         }
+
+        // Queues, images, tokens.
+        let mut queue_names = HashSet::new();
+        let mut queues = Vec::new();
+        for (i, q) in self.queues.into_iter().enumerate() {
+            let field = |f: &str| format!("queues[{i}].{f}");
+            if q.name.trim().is_empty() {
+                return Err(invalid(&field("name"), "must not be empty".into()));
+            }
+            if !queue_names.insert(q.name.to_ascii_lowercase()) {
+                return Err(invalid(&field("name"), format!("queue {:?} is listed twice", q.name)));
+            }
+            queues.push(queue_config(q, &|f, p| invalid(&field(f), p))?);
+        }
+        let queue_token_secrets: Vec<String> = match &self.queue_token_sops {
+            None => Vec::new(),
+            Some(t) => t
+                .secrets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| resolve_secret(s).map_err(|p| invalid(&format!("queueTokenSOPS.secrets[{i}]"), p)))
+                .collect::<Result<_, _>>()?,
+        };
+        if let Some(q) = queues.iter().find(|q| q.secure)
+            && queue_token_secrets.is_empty()
+        {
+            return Err(invalid(
+                "queueTokenSOPS.secrets",
+                format!("queue {} is secure, so at least one secret is needed", q.name),
+            ));
+        }
+        for (i, img) in self.spark_images.iter().enumerate() {
+            if img.name.is_empty() || img.types.is_empty() {
+                return Err(invalid(&format!("sparkImages[{i}]"), "needs a name and at least one type".into()));
+            }
+        }
+        let g = &self.gateway;
+        if g.dispatch_timeout_millis < 100 {
+            return Err(invalid("gateway.dispatchTimeoutMillis", "must be at least 100".into()));
+        }
+        if g.cluster_probe_millis < 100 {
+            return Err(invalid("gateway.clusterProbeMillis", "must be at least 100".into()));
+        }
+        if g.max_running_check_seconds == 0 {
+            return Err(invalid("gateway.maxRunningCheckSeconds", "must be at least 1".into()));
+        }
+        let gateway = GatewaySettings {
+            dispatch_timeout: Duration::from_millis(g.dispatch_timeout_millis),
+            probe_every: Duration::from_millis(g.cluster_probe_millis),
+            max_running_check_every: Duration::from_secs(g.max_running_check_seconds),
+            retention: Duration::from_secs(g.job_retention_days * 24 * 3600),
+            ..GatewaySettings::default()
+        };
+        let unused: Vec<&str> = [
+            ("statusCacheExpireMillis", self.status_cache_expire_millis.is_some()),
+            ("dbStorageSOPS", self.db_storage_sops.is_some()),
+            ("s3Bucket", self.s3_bucket.is_some()),
+            ("s3Folder", self.s3_folder.is_some()),
+            ("sparkLogS3Bucket", self.spark_log_s3_bucket.is_some()),
+            ("sparkLogIndex", self.spark_log_index.is_some()),
+            ("batchFileLimit", self.batch_file_limit.is_some()),
+            ("gatewayDns", self.gateway_dns.is_some()),
+            ("eksCluster", self.eks_cluster.is_some()),
+            ("sparkHistoryUrl", self.spark_history_url.is_some()),
+            ("memoryMbSecondCost", self.memory_mb_second_cost.is_some()),
+            ("vCoreSecondCost", self.v_core_second_cost.is_some()),
+            ("server", self.server.is_some()),
+            ("logging", self.logging.is_some()),
+            ("metrics", self.metrics.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(k, _)| k)
+        .collect();
+        if !unused.is_empty() {
+            tracing::warn!(keys = ?unused, file = %file.display(), "BPG config keys accepted but not used by bpg");
+        }
+        let policy = Policy {
+            default_spark_conf: self.default_spark_conf,
+            fixed_spark_conf: self.fixed_spark_conf,
+            queues,
+            images: self
+                .spark_images
+                .into_iter()
+                .map(|i| SparkImage { name: i.name, types: i.types, version: i.version })
+                .collect(),
+            queue_token_secrets,
+            airflow_accounts: self.gateway.airflow_system_accounts,
+            spark_history_dns: self.spark_history_dns,
+        };
 
         let bootstrap = peers.keys().next() == Some(&node_id);
         let data_dir = PathBuf::from(self.node.data_dir.replace("{id}", &node_id.to_string()));
@@ -397,8 +642,135 @@ impl FileConfig {
             },
             context_path,
             clusters,
+            policy,
+            gateway,
         })
     }
+}
+
+type Invalid<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
+
+fn cluster_config(c: SparkClusterSection, invalid: &Invalid<'_>) -> Result<ClusterConfig, ConfigError> {
+    if c.weight > bpg_api::MAX_WEIGHT {
+        return Err(invalid("weight", format!("must be at most {}", bpg_api::MAX_WEIGHT)));
+    }
+    if !(c.master_url.starts_with("https://") || c.master_url.starts_with("http://")) {
+        return Err(invalid("masterUrl", format!("{:?} must be an http:// or https:// URL", c.master_url)));
+    }
+    let ns = &c.spark_application_namespace;
+    if ns.is_empty()
+        || ns.len() > 63
+        || !ns.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+    {
+        return Err(invalid("sparkApplicationNamespace", format!("{ns:?} is not a valid namespace name")));
+    }
+    let ca_cert_pem = match (&c.ca_cert_data_sops, &c.ca_cert_file) {
+        (Some(_), Some(_)) => return Err(invalid("caCertFile", "give caCertDataSOPS or caCertFile, not both".into())),
+        (Some(data), None) => {
+            let value = resolve_secret(data).map_err(|p| invalid("caCertDataSOPS", p))?;
+            let pem = if value.trim_start().starts_with("-----BEGIN") {
+                value
+            } else {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(value.trim())
+                    .map_err(|e| invalid("caCertDataSOPS", format!("not base64 of a PEM certificate: {e}")))?;
+                String::from_utf8(bytes).map_err(|_| invalid("caCertDataSOPS", "does not decode to PEM text".into()))?
+            };
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(invalid("caCertDataSOPS", "holds no PEM certificate".into()));
+            }
+            Some(pem)
+        }
+        (None, Some(path)) => {
+            Some(std::fs::read_to_string(path).map_err(|e| invalid("caCertFile", format!("cannot read {path}: {e}")))?)
+        }
+        (None, None) => None,
+    };
+    let token = match &c.user_token_sops {
+        Some(t) => Some(resolve_secret(t).map_err(|p| invalid("userTokenSOPS", p))?),
+        None => None,
+    };
+    if token.is_some() && c.user_token_file.is_some() {
+        return Err(invalid("userTokenFile", "give userTokenSOPS or userTokenFile, not both".into()));
+    }
+    if let Some(path) = &c.user_token_file
+        && !Path::new(path).is_file()
+    {
+        return Err(invalid("userTokenFile", format!("{path} is not a readable file")));
+    }
+    let timeout = c.timeout_millis.unwrap_or(30_000);
+    if timeout == 0 {
+        return Err(invalid("timeoutMillis", "must be above 0".into()));
+    }
+    let https = c.master_url.starts_with("https://");
+    let proxy_url = if https { c.https_proxy.or(c.http_proxy) } else { c.http_proxy };
+    let pod = |v: &Option<Value>| PodDefaults {
+        env: v.as_ref().and_then(|d| d["env"].as_array().cloned()).unwrap_or_default(),
+        volume_mounts: v.as_ref().and_then(|d| d["volumeMounts"].as_array().cloned()).unwrap_or_default(),
+    };
+    Ok(ClusterConfig {
+        id: c.id,
+        weight: c.weight,
+        eks_cluster: c.eks_cluster,
+        master_url: c.master_url,
+        ca_cert_pem,
+        token,
+        token_file: c.user_token_file.map(PathBuf::from),
+        timeout: Duration::from_millis(timeout),
+        proxy_url,
+        namespace: c.spark_application_namespace,
+        service_account: c.spark_service_account,
+        spark_versions: c.spark_versions,
+        queues: c.queues,
+        ttl_seconds: c.ttl_seconds,
+        spark_ui_url: c.spark_ui_url,
+        batch_scheduler: c.batch_scheduler,
+        spark_conf: c.spark_conf,
+        spark_ui_options: c.spark_ui_options,
+        volumes: c.volumes,
+        driver: pod(&c.driver),
+        executor: pod(&c.executor),
+    })
+}
+
+fn queue_config(q: QueueSection, invalid: &Invalid<'_>) -> Result<QueueConfig, ConfigError> {
+    for (name, ratio) in [
+        ("driverCPUBufferRatio", q.driver_cpu_buffer_ratio),
+        ("executorCPUBufferRatio", q.executor_cpu_buffer_ratio),
+        ("driverMemBufferRatio", q.driver_mem_buffer_ratio),
+        ("executorMemBufferRatio", q.executor_mem_buffer_ratio),
+    ] {
+        if let Some(r) = ratio
+            && !(r > 0.0 && r <= 100.0)
+        {
+            return Err(invalid(name, format!("must be above 0 and at most 100, got {r}")));
+        }
+    }
+    if let Some(p) = &q.zone_picker_name
+        && p != "round_robin"
+    {
+        return Err(invalid("zonePickerName", format!("only round_robin exists, got {p:?}")));
+    }
+    if q.max_running_millis == Some(0) || q.max_executor_instances == Some(0) {
+        return Err(invalid("maxRunningMillis", "limits must be above 0".into()));
+    }
+    Ok(QueueConfig {
+        name: q.name,
+        users: q.users,
+        secure: q.secure,
+        max_running_millis: q.max_running_millis.unwrap_or(DEFAULT_MAX_RUNNING_MILLIS),
+        max_executor_instances: q.max_executor_instances.unwrap_or(DEFAULT_MAX_EXECUTOR_INSTANCES),
+        driver_node_label_key: q.driver_node_label_key.unwrap_or_else(|| DEFAULT_NODE_LABEL_KEY.into()),
+        executor_node_label_key: q.executor_node_label_key.unwrap_or_else(|| DEFAULT_NODE_LABEL_KEY.into()),
+        driver_node_label_values: q.driver_node_label_values,
+        executor_node_label_values: q.executor_node_label_values,
+        executor_spot_node_label_values: q.executor_spot_node_label_values,
+        driver_cpu_buffer_ratio: q.driver_cpu_buffer_ratio.unwrap_or(1.0),
+        executor_cpu_buffer_ratio: q.executor_cpu_buffer_ratio.unwrap_or(1.0),
+        driver_mem_buffer_ratio: q.driver_mem_buffer_ratio.unwrap_or(1.0),
+        executor_mem_buffer_ratio: q.executor_mem_buffer_ratio.unwrap_or(1.0),
+        allowed_zones: q.allowed_zones,
+    })
 }
 
 /// Resolves BPG's secret indirections: `plaintext:V`, `localhost:env:VAR`, plus `file:PATH`.

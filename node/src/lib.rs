@@ -14,6 +14,8 @@ pub mod config;
 pub mod dev;
 pub mod serve;
 
+pub use bpg_api::auth::hash_password;
+
 #[derive(Parser, Debug)]
 #[command(name = "bpg", version, about = "Replicated Batch Processing Gateway for Spark on Kubernetes")]
 struct Cli {

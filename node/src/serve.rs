@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bpg_api::auth::Auth;
-use bpg_api::{AppState, Forwarder};
+use bpg_api::{ApiMetrics, AppState, Forwarder};
 use bpg_raft::{NetworkFactory, RaftNode, Store};
+use bpg_router::Gateway;
+use bpg_router::clusters::Clusters;
+use bpg_router::metrics::GatewayMetrics;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -45,16 +48,27 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
         }
     }
 
-    // 4. The API and admin listeners.
+    // 4. The gateway: a kube client per cluster, health probes on every node, and the
+    //    leader-only work (dispatch, status watchers, housekeeping) while this node leads.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let gateway_metrics = GatewayMetrics::register(&mut registry);
+    let api_metrics = ApiMetrics::register(&mut registry);
+    let clusters = Clusters::new(cfg.clusters.clone(), &gateway_metrics).map_err(anyhow::Error::msg)?;
+    let gateway = Gateway::new(raft.clone(), clusters, cfg.policy.clone(), gateway_metrics, cfg.gateway.clone());
+    let gateway_tasks = gateway.start();
+
+    // 5. The API and admin listeners.
     let auth = Arc::new(Auth::new(cfg.auth.clone(), cfg.secret.clone()).map_err(anyhow::Error::msg)?);
-    let forward_timeout = cfg.raft.write_timeout + Duration::from_secs(5);
-    let state = AppState {
-        raft: raft.clone(),
+    let forward_timeout = cfg.raft.write_timeout.max(cfg.gateway.dispatch_timeout) * 2 + Duration::from_secs(5);
+    let state = AppState::new(
+        raft.clone(),
+        gateway,
         auth,
-        forwarder: Forwarder::new(cfg.node_id, cfg.secret.clone(), forward_timeout),
-        clusters: Arc::new(cfg.clusters.clone()),
-        context_path: cfg.context_path.clone().into(),
-    };
+        Forwarder::new(cfg.node_id, cfg.secret.clone(), forward_timeout),
+        &cfg.context_path,
+        api_metrics,
+        Arc::new(registry),
+    );
     let api_stop = CancellationToken::new();
     let api_server =
         tokio::spawn(serve(bind(cfg.listen_api, "api").await?, bpg_api::app(state.clone()), api_stop.clone()));
@@ -62,18 +76,19 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
         tokio::spawn(serve(bind(cfg.listen_admin, "admin").await?, bpg_api::admin_app(state), api_stop.clone()));
     info!(api = %cfg.listen_api, admin = %cfg.listen_admin, raft = %cfg.listen_raft, "listening");
 
-    // 5. Run until SIGTERM or SIGINT.
+    // 6. Run until SIGTERM or SIGINT.
     shutdown_signal().await;
     info!("shutting down");
 
-    // 6. Stop taking client requests first, so clients learn at once and go elsewhere.
+    // 7. Stop taking client requests first, so clients learn at once and go elsewhere.
     api_stop.cancel();
     for server in [api_server, admin_server] {
         if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
             tracing::warn!("API requests still running after {DRAIN_TIMEOUT:?}; dropping them");
         }
     }
-    // 7. Leave Raft, then stop its listener and flush the store.
+    // 8. Stop the gateway's background work, leave Raft, stop its listener, flush the store.
+    gateway_tasks.abort();
     raft.shutdown().await;
     raft_stop.cancel();
     let _ = raft_server.await;

@@ -11,7 +11,8 @@ raft:
     - {id: 1, raftAddr: '127.0.0.1:7001', apiAddr: '127.0.0.1:8001'}
     - {id: 2, raftAddr: '127.0.0.1:7002', apiAddr: '127.0.0.1:8002'}
 sparkClusters:
-  - {id: clustera, weight: 50}
+  - {id: clustera, weight: 50, masterUrl: 'https://k8s-a.example', sparkApplicationNamespace: spark}
+queues: [{name: dev}]
 ";
 
 /// Runs `bpg check-config` on `text`; returns (exit code, stderr, file path).
@@ -64,8 +65,10 @@ fn a_cluster_id_with_a_dash_is_refused() {
 
 #[test]
 fn duplicate_cluster_ids_are_refused() {
-    let text =
-        GOOD.replace("  - {id: clustera, weight: 50}", "  - {id: clustera, weight: 50}\n  - {id: clustera, weight: 5}");
+    let text = GOOD.replace(
+        "queues: [{name: dev}]",
+        "  - {id: clustera, weight: 5, masterUrl: 'https://k8s-b.example', sparkApplicationNamespace: spark}\nqueues: [{name: dev}]",
+    );
     assert_refused(&text, "sparkClusters[1].id", "listed twice");
 }
 
@@ -94,4 +97,59 @@ fn a_short_secret_is_refused() {
 #[test]
 fn the_same_address_twice_is_refused() {
     assert_refused(&GOOD.replace("127.0.0.1:8002", "127.0.0.1:8001"), "raft.peers[1]", "used twice");
+}
+
+#[test]
+fn existing_bpg_config_keys_are_accepted() {
+    let text = format!(
+        "{GOOD}statusCacheExpireMillis: 990\ndbStorageSOPS: {{connectionString: 'jdbc:mysql://db/bpg', user: bpg}}\n\
+         server: {{applicationConnectors: [{{type: http, port: 8080}}]}}\nmemoryMbSecondCost: 0.1\n"
+    );
+    let (code, stderr, _) = check(&text);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_url_that_is_not_http_is_refused() {
+    assert_refused(
+        &GOOD.replace("'https://k8s-a.example'", "'k8s-a.example'"),
+        "sparkClusters[0].masterUrl",
+        "http://",
+    );
+}
+
+#[test]
+fn ca_data_that_is_not_a_certificate_is_refused() {
+    let text = GOOD.replace(
+        "sparkApplicationNamespace: spark}",
+        "sparkApplicationNamespace: spark, caCertDataSOPS: 'plaintext:bm90IGEgY2VydA=='}",
+    );
+    assert_refused(&text, "sparkClusters[0].caCertDataSOPS", "no PEM certificate");
+}
+
+#[test]
+fn kubernetes_secret_indirections_are_refused_with_the_alternative() {
+    let text = GOOD.replace(
+        "sparkApplicationNamespace: spark}",
+        "sparkApplicationNamespace: spark, userTokenSOPS: 'k8s:secret::bpg:token'}",
+    );
+    assert_refused(&text, "sparkClusters[0].userTokenSOPS", "file:/path");
+}
+
+#[test]
+fn a_secure_queue_needs_token_secrets() {
+    assert_refused(
+        &GOOD.replace("queues: [{name: dev}]", "queues: [{name: dev, secure: true}]"),
+        "queueTokenSOPS.secrets",
+        "secure",
+    );
+}
+
+#[test]
+fn a_queue_listed_twice_is_refused() {
+    assert_refused(
+        &GOOD.replace("queues: [{name: dev}]", "queues: [{name: dev}, {name: DEV}]"),
+        "queues[1].name",
+        "listed twice",
+    );
 }

@@ -98,6 +98,42 @@ impl Client {
         format!("{}{}", self.context, path)
     }
 
+    /// `POST /spark` with a JSON body (and an optional `Idempotency-Key`).
+    pub async fn submit(&self, body: &Value, idempotency_key: Option<&str>) -> reqwest::Result<Answer> {
+        let mut req = self.http.post(format!("{}{}", self.base, self.ctx("/spark"))).json(body);
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        self.send(req).await
+    }
+
+    /// `GET /spark/{id}/status`, locally or linearizably.
+    pub async fn status(&self, id: &str, linearizable: bool) -> reqwest::Result<Answer> {
+        let q = if linearizable { "?consistency=linearizable" } else { "" };
+        self.call(Method::GET, &self.ctx(&format!("/spark/{id}/status{q}")), None).await
+    }
+
+    pub async fn delete(&self, id: &str) -> reqwest::Result<Answer> {
+        self.call(Method::DELETE, &self.ctx(&format!("/spark/{id}")), None).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> reqwest::Result<Answer> {
+        let req = match &self.credentials {
+            Credentials::Basic { user, password } => req.basic_auth(user, Some(password)),
+            Credentials::Bearer(token) => req.bearer_auth(token),
+            Credentials::UserAccount(name) => req.header("User-Account", name),
+            Credentials::None => req,
+        };
+        let resp = req.send().await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let served_by = headers.get("x-bpg-served-by").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let bytes = resp.bytes().await?;
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok(Answer { status, served_by, body, headers })
+    }
+
     pub async fn raft_status(&self) -> reqwest::Result<Answer> {
         self.call(Method::GET, "/admin/raft", None).await
     }

@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod cluster;
+pub mod gateway;
+pub mod kubesim;
 pub mod register;
 pub mod wait;
 

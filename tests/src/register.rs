@@ -8,11 +8,14 @@ use serde_json::json;
 
 use crate::client::Client;
 
-/// `sparkClusters` YAML declaring clusters `c0..c{n-1}`, weight 1.
+/// `sparkClusters` YAML declaring clusters `c0..c{n-1}`, weight 1. No API server listens at
+/// their URL: these tests exercise replication, not Kubernetes.
 pub fn clusters_yaml(n: usize) -> String {
     let mut s = String::from("sparkClusters:\n");
     for i in 0..n {
-        s.push_str(&format!("  - {{id: c{i}, weight: 1}}\n"));
+        s.push_str(&format!(
+            "  - {{id: c{i}, weight: 1, masterUrl: 'http://127.0.0.1:9', sparkApplicationNamespace: spark}}\n"
+        ));
     }
     s
 }

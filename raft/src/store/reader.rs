@@ -35,9 +35,9 @@ impl StateReader {
         }
     }
 
-    /// Every job of `owner`, in submission-id order.
-    pub fn jobs_of_owner(&self, owner: &str) -> Result<Vec<Job>, StoreError> {
-        let prefix = pair_prefix(owner);
+    /// Every job `user` owns or runs as (the proxy user), in submission-id order.
+    pub fn jobs_of_owner(&self, user: &str) -> Result<Vec<Job>, StoreError> {
+        let prefix = pair_prefix(user);
         let mut jobs = Vec::new();
         for item in self.trees[T_BY_OWNER].scan_prefix(&prefix) {
             let (key, _) = item.map_err(|e| corrupt("sm_jobs_by_owner", e))?;

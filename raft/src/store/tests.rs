@@ -47,7 +47,9 @@ fn random_command(rng: &mut StdRng, now: u64, mem: &MemState) -> Command {
         0 | 1 => {
             let owner = OWNERS[rng.random_range(0..OWNERS.len())];
             let key = rng.random_bool(0.5).then(|| format!("k{}", rng.random_range(0..4)));
-            Command::Submit { job: Box::new(sample_job(&id, owner, now)), idempotency_key: key }
+            let mut job = sample_job(&id, owner, now);
+            job.proxy_user = OWNERS[rng.random_range(0..OWNERS.len())].to_owned();
+            Command::Submit { job: Box::new(job), idempotency_key: key }
         }
         2 => {
             let outcome = if rng.random_bool(0.8) {
@@ -98,7 +100,8 @@ fn assert_same_state(mem: &MemState, reader: &StateReader) {
     assert_eq!(&jobs, &mem.jobs, "jobs differ");
     for owner in OWNERS {
         let got: Vec<String> = reader.jobs_of_owner(owner).unwrap().into_iter().map(|j| j.id).collect();
-        let want: Vec<String> = mem.jobs.values().filter(|j| j.owner == owner).map(|j| j.id.clone()).collect();
+        let want: Vec<String> =
+            mem.jobs.values().filter(|j| j.owner == owner || j.proxy_user == owner).map(|j| j.id.clone()).collect();
         assert_eq!(got, want, "owner index of {owner}");
     }
     let pending: Vec<String> = reader.pending_dispatch().unwrap().into_iter().map(|j| j.id).collect();

@@ -28,7 +28,9 @@ impl StateAccess for TxState<'_> {
 
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
         self.trees[T_JOBS].insert(job.id.as_bytes(), encode(job))?;
+        // Indexed under the owner and, when different, the user the job runs as.
         self.trees[T_BY_OWNER].insert(pair_key(&job.owner, &job.id), &[])?;
+        self.trees[T_BY_OWNER].insert(pair_key(&job.proxy_user, &job.id), &[])?;
         if matches!(job.dispatch, Dispatch::Pending { .. }) && job.deleted_at_ms.is_none() {
             self.trees[T_PENDING].insert(job.id.as_bytes(), &[])?;
         } else {
@@ -40,6 +42,7 @@ impl StateAccess for TxState<'_> {
     fn remove_job(&mut self, job: &Job) -> Result<(), TxError> {
         self.trees[T_JOBS].remove(job.id.as_bytes())?;
         self.trees[T_BY_OWNER].remove(pair_key(&job.owner, &job.id))?;
+        self.trees[T_BY_OWNER].remove(pair_key(&job.proxy_user, &job.id))?;
         self.trees[T_PENDING].remove(job.id.as_bytes())?;
         Ok(())
     }

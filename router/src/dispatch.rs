@@ -1,0 +1,174 @@
+//! Exactly-once creation of SparkApplications (DESIGN.md, "a submission, end to end", 5–6).
+//!
+//! A job is committed as `Pending` before anything touches Kubernetes. The leader then creates
+//! the object named after the submission id, carrying the id in an annotation; `201`, or a
+//! `409` on an object with our annotation, counts as created; `RecordDispatch` commits the
+//! outcome. A new leader re-creates every job still pending — its own `409` is success — so a
+//! submission is created at most once per cluster, and its cluster is fixed in its id.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bpg_raft::RaftNode;
+use bpg_raft::model::{Command, Dispatch, DispatchOutcome, Job, Response};
+use serde_json::Value;
+
+use crate::clusters::{Clusters, CreateOutcome};
+use crate::metrics::{GatewayMetrics, SubmissionLabels};
+
+/// How a dispatch ended, from the submitter's point of view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dispatched {
+    Created,
+    Rejected(String),
+    /// Not done within the deadline; the leader keeps trying in the background.
+    StillPending,
+    /// This node stopped leading; the new leader finishes the job.
+    HandedOver,
+}
+
+#[derive(Debug)]
+pub struct Dispatcher {
+    raft: RaftNode,
+    clusters: Arc<Clusters>,
+    metrics: GatewayMetrics,
+    /// Jobs a task of this node is dispatching now; the background loop leaves them alone.
+    in_flight: Mutex<HashSet<String>>,
+}
+
+/// Removes a job from the in-flight set when its dispatch ends, however it ends.
+struct InFlight<'a> {
+    dispatcher: &'a Dispatcher,
+    id: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.dispatcher.in_flight.lock().expect("in-flight set poisoned").remove(&self.id);
+    }
+}
+
+impl Dispatcher {
+    pub fn new(raft: RaftNode, clusters: Arc<Clusters>, metrics: GatewayMetrics) -> Dispatcher {
+        Dispatcher { raft, clusters, metrics, in_flight: Mutex::new(HashSet::new()) }
+    }
+
+    /// Claims `id` for this node's dispatching; `None` when another task has it.
+    fn claim(&self, id: &str) -> Option<InFlight<'_>> {
+        let mut set = self.in_flight.lock().expect("in-flight set poisoned");
+        set.insert(id.to_owned()).then(|| InFlight { dispatcher: self, id: id.to_owned() })
+    }
+
+    /// Marks a job as being dispatched before it is even proposed, so the background loop
+    /// cannot race the submitter for it.
+    pub fn reserve(&self, id: &str) -> Option<impl Drop + '_> {
+        self.claim(id)
+    }
+
+    /// Creates `job`'s object and records the outcome, retrying transient failures until
+    /// `deadline`. Call with a reservation held for the job.
+    pub async fn dispatch(&self, job: &Job, deadline: Instant) -> Dispatched {
+        let Dispatch::Pending { manifest } = &job.dispatch else {
+            return match &job.dispatch {
+                Dispatch::Rejected { reason } => Dispatched::Rejected(reason.clone()),
+                _ => Dispatched::Created,
+            };
+        };
+        let Some(cluster) = self.clusters.get(&job.cluster) else {
+            return self
+                .record(
+                    job,
+                    DispatchOutcome::Rejected { reason: format!("cluster {} is no longer configured", job.cluster) },
+                )
+                .await;
+        };
+        let manifest: Value = match serde_json::from_str(manifest) {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .record(job, DispatchOutcome::Rejected { reason: format!("stored manifest unreadable: {e}") })
+                    .await;
+            }
+        };
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match cluster.create(&manifest).await {
+                CreateOutcome::Created | CreateOutcome::AlreadyOurs => {
+                    return self.record(job, DispatchOutcome::Created).await;
+                }
+                CreateOutcome::Rejected(reason) => {
+                    tracing::warn!(job = %job.id, %reason, "cluster refused the SparkApplication");
+                    return self.record(job, DispatchOutcome::Rejected { reason }).await;
+                }
+                CreateOutcome::Transient(why) => {
+                    if Instant::now() + backoff >= deadline || !self.raft.is_leader() {
+                        tracing::warn!(job = %job.id, cluster = %job.cluster, error = %why, "create not done yet; will retry");
+                        return if self.raft.is_leader() { Dispatched::StillPending } else { Dispatched::HandedOver };
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn record(&self, job: &Job, outcome: DispatchOutcome) -> Dispatched {
+        let result = match &outcome {
+            DispatchOutcome::Created => Dispatched::Created,
+            DispatchOutcome::Rejected { reason } => Dispatched::Rejected(reason.clone()),
+        };
+        let cmd = Command::RecordDispatch { id: job.id.clone(), outcome };
+        match self.raft.write(cmd).await {
+            Ok(Response::DispatchRecorded { deleted: true }) => {
+                // Deleted while being created: remove what was just made.
+                if let Some(c) = self.clusters.get(&job.cluster)
+                    && let Err(e) = c.delete(&job.id).await
+                {
+                    tracing::warn!(job = %job.id, error = %e, "deleting a job deleted during its creation failed; the watcher retries");
+                }
+                result
+            }
+            Ok(_) => {
+                if let Dispatched::Rejected(_) = result {
+                    let labels = SubmissionLabels {
+                        cluster: job.cluster.clone(),
+                        queue: job.queue.clone(),
+                        outcome: "submission_failed".into(),
+                    };
+                    self.metrics.submissions.get_or_create(&labels).inc();
+                }
+                result
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "recording the dispatch failed; the next leader re-checks it");
+                Dispatched::HandedOver
+            }
+        }
+    }
+
+    /// Dispatches every pending job nobody here is working on (the leader's background pass).
+    pub async fn sweep(self: &Arc<Self>, deadline: Duration) {
+        let pending = match self.raft.state().pending_dispatch() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read pending jobs");
+                return;
+            }
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for job in pending {
+            if tasks.len() >= 32 {
+                tasks.join_next().await;
+            }
+            let me = self.clone();
+            tasks.spawn(async move {
+                if let Some(_claim) = me.claim(&job.id) {
+                    let outcome = me.dispatch(&job, Instant::now() + deadline).await;
+                    tracing::info!(job = %job.id, ?outcome, "dispatched a pending job");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}

@@ -1,0 +1,78 @@
+//! The leader's periodic chores: kill applications running past their `maxRunningMillis` (by
+//! deleting the driver pod, as BPG does: the operator then marks them FAILED), expire
+//! idempotency keys, and forget old finished or deleted jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bpg_raft::RaftNode;
+use bpg_raft::model::{Command, IDEMPOTENCY_TTL_MS};
+
+use crate::clusters::Clusters;
+
+/// Kills overdue applications every `every`.
+pub async fn enforce_max_running(raft: RaftNode, clusters: Arc<Clusters>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let now = now_ms();
+        for job in raft.state().jobs().filter_map(Result::ok) {
+            let Some(o) = &job.observed else { continue };
+            let (Some("RUNNING"), Some(created)) = (o.state.as_deref(), o.creation_ms) else { continue };
+            if job.deleted_at_ms.is_some() || created.saturating_add(job.max_running_millis) > now {
+                continue;
+            }
+            let Some(cluster) = clusters.get(&job.cluster) else { continue };
+            let driver = o.driver_pod.clone().unwrap_or_else(|| format!("{}-driver", job.id));
+            match cluster.delete_pod(&driver).await {
+                Ok(()) => {
+                    tracing::info!(job = %job.id, max_running_ms = job.max_running_millis, "killed an application running too long")
+                }
+                Err(e) => tracing::warn!(job = %job.id, error = %e, "could not kill an application running too long"),
+            }
+        }
+    }
+}
+
+/// Expires idempotency keys and forgets jobs finished or deleted more than `retention` ago
+/// (never, when `retention` is zero), every `every`.
+pub async fn prune(raft: RaftNode, retention: Duration, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let now = now_ms();
+        if let Ok(keys) = raft.state().expired_idempotency(now.saturating_sub(IDEMPOTENCY_TTL_MS), 1000)
+            && !keys.is_empty()
+            && let Err(e) = raft.write(Command::ExpireIdempotency { keys }).await
+        {
+            tracing::warn!(error = %e, "expiring idempotency keys failed");
+        }
+        if retention.is_zero() {
+            continue;
+        }
+        let horizon = now.saturating_sub(retention.as_millis() as u64);
+        let old: Vec<String> = raft
+            .state()
+            .jobs()
+            .filter_map(Result::ok)
+            .filter(|j| {
+                let ended = j.deleted_at_ms.or_else(|| {
+                    j.is_terminal()
+                        .then(|| j.observed.as_ref().and_then(|o| o.termination_ms).unwrap_or(j.submitted_at_ms))
+                });
+                ended.is_some_and(|t| t < horizon)
+            })
+            .map(|j| j.id)
+            .take(1000)
+            .collect();
+        if !old.is_empty() {
+            let n = old.len();
+            match raft.write(Command::Forget { ids: old }).await {
+                Ok(_) => tracing::info!(jobs = n, "forgot old jobs"),
+                Err(e) => tracing::warn!(error = %e, "forgetting old jobs failed"),
+            }
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}

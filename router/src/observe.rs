@@ -1,0 +1,60 @@
+//! A SparkApplication as the replicated state records it (pure).
+
+use bpg_raft::model::Observed;
+use serde_json::Value;
+
+fn millis(v: &Value) -> Option<u64> {
+    let s = v.as_str()?;
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis().max(0) as u64)
+}
+
+/// The object's name and status, or `None` when it carries no numeric resourceVersion.
+pub fn observe(object: &Value, vanished: bool) -> Option<(String, Observed)> {
+    let meta = &object["metadata"];
+    let name = meta["name"].as_str()?.to_owned();
+    let resource_version = meta["resourceVersion"].as_str()?.parse().ok()?;
+    let status = &object["status"];
+    let mut executor_pods: Vec<String> =
+        status["executorState"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    executor_pods.sort();
+    let observed = Observed {
+        resource_version,
+        creation_ms: millis(&meta["creationTimestamp"]),
+        state: status["applicationState"]["state"].as_str().map(str::to_owned),
+        error_message: status["applicationState"]["errorMessage"].as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+        spark_application_id: status["sparkApplicationId"].as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+        execution_attempts: status["executionAttempts"].as_u64().map(|n| n as u32),
+        termination_ms: millis(&status["terminationTime"]),
+        driver_pod: status["driverInfo"]["podName"].as_str().map(str::to_owned),
+        executor_pods,
+        vanished,
+    };
+    Some((name, observed))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_bpg_reports() {
+        let obj = json!({
+            "metadata": {"name": "c1-x", "resourceVersion": "42", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "status": {"applicationState": {"state": "COMPLETED", "errorMessage": ""}, "sparkApplicationId": "spark-1",
+                "executionAttempts": 1, "terminationTime": "2024-01-01T00:01:00Z", "driverInfo": {"podName": "c1-x-driver"},
+                "executorState": {"c1-x-exec-2": "COMPLETED", "c1-x-exec-1": "COMPLETED"}}
+        });
+        let (name, o) = observe(&obj, false).unwrap();
+        assert_eq!(name, "c1-x");
+        assert_eq!(o.resource_version, 42);
+        assert_eq!(o.state.as_deref(), Some("COMPLETED"));
+        assert_eq!(o.error_message, None, "an empty message is no message");
+        assert_eq!(o.termination_ms.unwrap() - o.creation_ms.unwrap(), 60_000);
+        assert_eq!(o.executor_pods, ["c1-x-exec-1", "c1-x-exec-2"]);
+        assert!(observe(&json!({"metadata": {"name": "x", "resourceVersion": "abc"}}), false).is_none());
+        let (_, no_status) = observe(&json!({"metadata": {"name": "x", "resourceVersion": "1"}}), false).unwrap();
+        assert_eq!(no_status.state, None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The leader's view of every cluster: one kube-runtime watcher per cluster on the objects bpg
+//! created, turned into batched `RecordStatus` commands so every replica can answer status and
+//! list requests without calling Kubernetes. It also finishes deletions the cluster missed:
+//! an object whose job is deleted is deleted again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bpg_raft::RaftNode;
+use bpg_raft::model::{Command, Dispatch, Job, Observed, StatusUpdate, TERMINAL_STATES};
+use futures::{StreamExt, TryStreamExt};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::mpsc;
+
+use crate::clusters::Cluster;
+use crate::metrics::{FinishLabels, GatewayMetrics};
+use crate::observe::observe;
+use crate::translate::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+
+/// Largest batch of status updates in one command, and the longest a batch waits.
+const BATCH_MAX: usize = 256;
+const BATCH_WAIT: Duration = Duration::from_millis(100);
+
+/// Watches `cluster` until the task is dropped (when this node stops leading).
+pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: GatewayMetrics) {
+    let (tx, rx) = mpsc::channel::<StatusUpdate>(4096);
+    let proposer = tokio::spawn(propose(raft.clone(), cluster.id().to_owned(), rx, metrics));
+    let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let mut stream = watcher::watcher(cluster.apps().clone(), config).default_backoff().boxed();
+    let mut seen_in_list: HashSet<String> = HashSet::new();
+    let mut list_rv = 0u64;
+    loop {
+        let event = match stream.try_next().await {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.id(), error = %e, "watch error; retrying");
+                continue;
+            }
+        };
+        let (object, vanished) = match event {
+            Event::Init => {
+                seen_in_list.clear();
+                list_rv = 0;
+                continue;
+            }
+            Event::InitDone => {
+                // Objects of ours the listing did not contain are gone.
+                for job in dispatched_jobs(&raft, cluster.id()) {
+                    if !seen_in_list.contains(&job.id) {
+                        let observed = Observed {
+                            resource_version: list_rv,
+                            vanished: true,
+                            ..job.observed.clone().unwrap_or_default()
+                        };
+                        let _ = tx.send(StatusUpdate { id: job.id, observed }).await;
+                    }
+                }
+                continue;
+            }
+            Event::InitApply(o) => {
+                if let Some(name) = &o.metadata.name {
+                    seen_in_list.insert(name.clone());
+                }
+                (o, false)
+            }
+            Event::Apply(o) => (o, false),
+            Event::Delete(o) => (o, true),
+        };
+        let value = serde_json::to_value(&object).unwrap_or_default();
+        let Some((name, observed)) = observe(&value, vanished) else { continue };
+        list_rv = list_rv.max(observed.resource_version);
+        // A job deleted through bpg whose object survived (the cluster was unreachable then).
+        if !vanished
+            && let Ok(Some(job)) = raft.state().job(&name)
+            && job.deleted_at_ms.is_some()
+        {
+            if let Err(e) = cluster.delete(&name).await {
+                tracing::warn!(job = %name, error = %e, "deleting the object of a deleted job failed");
+            }
+            continue;
+        }
+        if tx.send(StatusUpdate { id: name, observed }).await.is_err() {
+            break;
+        }
+    }
+    proposer.abort();
+}
+
+fn dispatched_jobs(raft: &RaftNode, cluster: &str) -> Vec<Job> {
+    raft.state()
+        .jobs()
+        .filter_map(Result::ok)
+        .filter(|j| j.cluster == cluster && j.dispatch == Dispatch::Created && j.deleted_at_ms.is_none())
+        .filter(|j| !j.observed.as_ref().is_some_and(|o| o.vanished))
+        .collect()
+}
+
+/// Batches updates into `RecordStatus` commands.
+async fn propose(raft: RaftNode, cluster: String, mut rx: mpsc::Receiver<StatusUpdate>, metrics: GatewayMetrics) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+        while batch.len() < BATCH_MAX {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(u)) => batch.push(u),
+                _ => break,
+            }
+        }
+        // Count applications reaching a terminal state (as seen before this batch applies).
+        for u in &batch {
+            let state = u.observed.state.as_deref().unwrap_or("");
+            if TERMINAL_STATES.contains(&state)
+                && let Ok(Some(job)) = raft.state().job(&u.id)
+                && !job.is_terminal()
+            {
+                metrics
+                    .finished
+                    .get_or_create(&FinishLabels { cluster: cluster.clone(), state: state.to_owned() })
+                    .inc();
+            }
+        }
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match raft.write(Command::RecordStatus { updates: batch.clone() }).await {
+                Ok(_) => break,
+                Err(bpg_raft::WriteError::NotLeader { .. }) => return,
+                Err(e) => {
+                    tracing::warn!(%cluster, error = %e, "recording statuses failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+}
+
+/// Whether a state is terminal (re-exported for callers that hold a state string).
+pub fn is_terminal(state: &str) -> bool {
+    TERMINAL_STATES.contains(&state)
+}
