@@ -29,7 +29,11 @@ async fn no_acknowledged_submission_is_lost_or_doubled_across_a_leader_kill() ->
                 let c = &clients[rand::random_range(0..clients.len())];
                 match c.submit(&spark_pi(), None).await {
                     Ok(a) if a.ok() => acked.push(a.body["submissionId"].as_str().unwrap().to_owned()),
-                    _ => failed += 1,
+                    _ => {
+                        // A client backs off a little on 503s and refused connections.
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
             }
             (acked, failed)
