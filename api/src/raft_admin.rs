@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use bpg_raft::{NodeId, NodeInfo, RaftStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,6 +37,35 @@ pub(crate) async fn add_learner(
     let node = NodeInfo { raft_addr: req.raft_addr, api_addr: req.api_addr };
     app.raft.add_learner(req.id, node).await?;
     Ok(Json(json!({"learner": req.id})))
+}
+
+/// `POST /admin/raft/join`: adds a node as a learner, waits until it caught up, then makes it
+/// a voter. Nodes call it for themselves on start when they are not members (scaling up).
+pub(crate) async fn join(
+    State(app): State<AppState>,
+    _: Admin,
+    AppJson(req): AppJson<AddLearner>,
+) -> ApiResult<Json<Value>> {
+    check_addr("raftAddr", &req.raft_addr)?;
+    check_addr("apiAddr", &req.api_addr)?;
+    let node = NodeInfo { raft_addr: req.raft_addr, api_addr: req.api_addr };
+    if !app.raft.status().voters.contains_key(&req.id) {
+        app.raft.add_learner(req.id, node).await?;
+        app.raft.add_voter(req.id).await?;
+        tracing::info!(node = req.id, "node joined as a voter");
+    }
+    Ok(Json(json!({"voter": req.id})))
+}
+
+/// `DELETE /admin/raft/members/{id}`: removes a node from the cluster (before scaling down).
+pub(crate) async fn remove_member(
+    State(app): State<AppState>,
+    _: Admin,
+    Path(id): Path<NodeId>,
+) -> ApiResult<Json<Value>> {
+    app.raft.remove_voter(id).await?;
+    tracing::info!(node = id, "node removed from the cluster");
+    Ok(Json(json!({"removed": id})))
 }
 
 #[derive(Deserialize, Debug)]

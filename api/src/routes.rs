@@ -35,6 +35,8 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/raft", get(raft_admin::status))
         .route("/admin/raft/learners", post(raft_admin::add_learner))
         .route("/admin/raft/membership", post(raft_admin::change_membership))
+        .route("/admin/raft/join", post(raft_admin::join))
+        .route("/admin/raft/members/{id}", axum::routing::delete(raft_admin::remove_member))
         .route("/admin/raft/snapshot", post(raft_admin::snapshot));
 
     let routes = if state.context_path.is_empty() { raft.merge(bpg) } else { raft.nest(&state.context_path, bpg) };

@@ -53,6 +53,54 @@ enum Command {
     Dev(dev::DevArgs),
     /// Read a password from standard input and print its argon2 hash for `auth.users`.
     HashPassword,
+    /// Cluster administration through the peers' API, authenticated with the cluster secret
+    /// from the config (run it where the config and its secrets are, e.g. kubectl exec).
+    Admin {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, env = "BPG_NODE_ID")]
+        node_id: Option<u64>,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// GET a URL and exit 0 on a 2xx answer (container health checks; images have no curl).
+    Probe {
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 2)]
+        timeout: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminAction {
+    /// Print the cluster's Raft status as the leader sees it.
+    Status,
+    /// Remove a node from the voters (before scaling a StatefulSet down past it).
+    RemoveMember { id: u64 },
+}
+
+/// Sends an admin request to the first peer that answers; returns its body.
+async fn admin(cfg: config::Valid, action: AdminAction) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
+    let mut last = String::from("no peer configured");
+    for peer in cfg.peers.values() {
+        let request = match &action {
+            AdminAction::Status => http.get(format!("http://{}/admin/raft", peer.api_addr)),
+            AdminAction::RemoveMember { id } => {
+                http.delete(format!("http://{}/admin/raft/members/{id}", peer.api_addr))
+            }
+        };
+        match request.bearer_auth(cfg.secret.expose()).send().await {
+            Ok(r) if r.status().is_success() => {
+                println!("{}", r.text().await.unwrap_or_default());
+                return Ok(());
+            }
+            Ok(r) => last = format!("{}: {} {}", peer.api_addr, r.status(), r.text().await.unwrap_or_default()),
+            Err(e) => last = format!("{}: {e}", peer.api_addr),
+        }
+    }
+    anyhow::bail!("no peer accepted the request; last answer: {last}")
 }
 
 /// The `bpg` command line.
@@ -83,6 +131,22 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Dev(args) => runtime(dev::run(args, cli.log_format == LogFormat::Json)),
+        Command::Admin { config, node_id, action } => {
+            let valid = match config::FileConfig::load(&config).and_then(|c| c.validate(&config, node_id)) {
+                Ok(v) => v,
+                Err(e) => return config_error(e),
+            };
+            runtime(admin(valid, action))
+        }
+        Command::Probe { url, timeout } => {
+            let probe = async move {
+                let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(timeout)).build()?;
+                let status = client.get(&url).send().await?.status();
+                anyhow::ensure!(status.is_success(), "{url}: {status}");
+                Ok(())
+            };
+            runtime(probe)
+        }
         Command::HashPassword => {
             let mut password = String::new();
             if std::io::stdin().read_line(&mut password).is_err() {

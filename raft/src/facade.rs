@@ -117,6 +117,9 @@ pub struct RaftNode {
 struct Inner {
     id: NodeId,
     raft: Raft,
+    /// Serializes voter changes made through this node, so that two concurrent joins cannot
+    /// each compute a voter set without the other's node.
+    membership_lock: tokio::sync::Mutex<()>,
     reader: StateReader,
     state_machine: StateMachine,
     write_timeout: Duration,
@@ -187,7 +190,14 @@ impl RaftNode {
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         Ok(RaftNode {
-            inner: Arc::new(Inner { id, raft, reader, state_machine, write_timeout: settings.write_timeout }),
+            inner: Arc::new(Inner {
+                id,
+                raft,
+                membership_lock: tokio::sync::Mutex::new(()),
+                reader,
+                state_machine,
+                write_timeout: settings.write_timeout,
+            }),
         })
     }
 
@@ -340,6 +350,35 @@ impl RaftNode {
             }
             Err(e) => Err(AdminError::Unknown(e.to_string())),
         }
+    }
+
+    /// Adds `id` (a learner already) to the voters, keeping the others. No-op if it votes.
+    pub async fn add_voter(&self, id: NodeId) -> Result<(), AdminError> {
+        let _serialized = self.inner.membership_lock.lock().await;
+        let mut voters: BTreeSet<NodeId> = self.status().voters.keys().copied().collect();
+        if !voters.insert(id) {
+            return Ok(());
+        }
+        self.change_membership(voters).await
+    }
+
+    /// Removes `id` from the voters (and the cluster). No-op if it is not a member.
+    pub async fn remove_voter(&self, id: NodeId) -> Result<(), AdminError> {
+        let _serialized = self.inner.membership_lock.lock().await;
+        let status = self.status();
+        let mut voters: BTreeSet<NodeId> = status.voters.keys().copied().collect();
+        if !voters.remove(&id) && !status.learners.contains_key(&id) {
+            return Ok(());
+        }
+        if voters.is_empty() {
+            return Err(AdminError::Refused("cannot remove the last voter".into()));
+        }
+        self.change_membership(voters).await
+    }
+
+    /// Whether this node is a voter in the membership it knows.
+    pub fn is_voter(&self) -> bool {
+        self.status().voters.contains_key(&self.inner.id)
     }
 
     /// Builds a snapshot now (and lets openraft purge the log behind it).

@@ -73,6 +73,8 @@ pub struct TestCluster {
     pub nodes: Vec<Node>,
     pub secret: String,
     bin: PathBuf,
+    /// Everything of a node's config but its `node:` section.
+    shared_config: String,
 }
 
 /// A port nobody listens on right now (bound and released; fine for tests on loopback).
@@ -118,25 +120,55 @@ impl TestCluster {
                 writeln!(timing, "  {key}: {v}")?;
             }
         }
+        let shared_config = format!(
+            "raft:\n  clusterSecret: 'file:{secret}'\n{timing}  snapshotEveryLogs: {snap}\n  \
+             logsKeptAfterSnapshot: {keep}\n  writeTimeoutMillis: 5000\n  peers:\n{peers}{extra}\n",
+            secret = secret_file.display(),
+            snap = opts.snapshot_every_logs,
+            keep = opts.logs_kept_after_snapshot,
+            extra = opts.extra_yaml,
+        );
         for n in &nodes {
-            let config = format!(
-                "node:\n  id: {id}\n  dataDir: '{data}'\n\
-                 raft:\n  clusterSecret: 'file:{secret}'\n{timing}  snapshotEveryLogs: {snap}\n  \
-                 logsKeptAfterSnapshot: {keep}\n  writeTimeoutMillis: 5000\n  peers:\n{peers}{extra}\n",
-                id = n.id,
-                data = dir.path().join(format!("data-{}", n.id)).display(),
-                secret = secret_file.display(),
-                snap = opts.snapshot_every_logs,
-                keep = opts.logs_kept_after_snapshot,
-                extra = opts.extra_yaml,
+            let node = format!(
+                "node:\n  id: {}\n  dataDir: '{}'\n",
+                n.id,
+                dir.path().join(format!("data-{}", n.id)).display()
             );
-            std::fs::write(&n.config, config)?;
+            std::fs::write(&n.config, format!("{node}{shared_config}"))?;
         }
-        let mut cluster = TestCluster { dir: Some(dir), nodes, secret, bin: bin.as_ref().to_path_buf() };
+        let mut cluster = TestCluster { dir: Some(dir), nodes, secret, bin: bin.as_ref().to_path_buf(), shared_config };
         for id in 0..opts.nodes as u64 {
             cluster.start_node(id)?;
         }
         Ok(cluster)
+    }
+
+    /// Adds (and starts) a node that is not among the configured peers, as a StatefulSet
+    /// scaled up does: it advertises its own addresses and asks the cluster to add it.
+    pub fn add_node(&mut self) -> anyhow::Result<u64> {
+        let id = self.nodes.len() as u64;
+        let dir = self.dir().to_path_buf();
+        let (api, raft, admin) = (free_port(), free_port(), free_port());
+        let node = Node {
+            id,
+            api: format!("127.0.0.1:{api}"),
+            raft: format!("127.0.0.1:{raft}"),
+            admin: format!("127.0.0.1:{admin}"),
+            config: dir.join(format!("node-{id}.yaml")),
+            log: dir.join(format!("node-{id}.log")),
+            child: None,
+        };
+        let section = format!(
+            "node:\n  id: {id}\n  dataDir: '{}'\n  advertise: {{raftAddr: '{}', apiAddr: '{}', adminAddr: '{}'}}\n",
+            dir.join(format!("data-{id}")).display(),
+            node.raft,
+            node.api,
+            node.admin
+        );
+        std::fs::write(&node.config, format!("{section}{}", self.shared_config))?;
+        self.nodes.push(node);
+        self.start_node(id)?;
+        Ok(id)
     }
 
     pub fn dir(&self) -> &Path {
