@@ -72,6 +72,7 @@ impl From<bpg_raft::WriteError> for ApiError {
     fn from(e: bpg_raft::WriteError) -> Self {
         match e {
             bpg_raft::WriteError::NotLeader { leader } => ApiError::NotLeader { leader },
+            bpg_raft::WriteError::NoQuorum(why) => ApiError::Unavailable(why),
             bpg_raft::WriteError::Unknown(why) => ApiError::OutcomeUnknown(why),
         }
     }

@@ -5,6 +5,8 @@
 //! leads. Everything else runs here; if a handler still answers [`ApiError::NotLeader`]
 //! (leadership moved meanwhile), the request is sent once to the leader. A forwarded request
 //! carries a signed hop header and is never forwarded again: the leader answers 503 instead.
+//! While a request is out, a new election ends the wait for the deposed leader: a read goes to
+//! the new one, a write is answered "outcome unknown".
 //! Every response says which node served it in `x-bpg-served-by`.
 //!
 //! Credentials travel unchanged and the leader authenticates them: all nodes share the
@@ -17,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bpg_raft::{ClusterSecret, LeaderInfo, NodeId};
+use bpg_raft::{ClusterSecret, LeaderInfo, NodeId, RaftNode};
 
 use crate::error::{ApiError, NotLeaderMark};
 use crate::state::AppState;
@@ -77,7 +79,48 @@ impl Forwarder {
         self.secret.verify(&[by.as_bytes(), method.as_str().as_bytes(), path.as_bytes()], sig)
     }
 
-    async fn send(&self, leader: &LeaderInfo, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Response {
+    /// Forwards to `leader`, following a new election while the request is out: a read is
+    /// sent again to the new leader; a write's outcome is then unknown (the deposed leader may
+    /// have appended it, and the new one may yet commit it), and the client hears so at once
+    /// instead of when the deposed leader's answer times out.
+    async fn send(
+        &self,
+        raft: &RaftNode,
+        leader: &LeaderInfo,
+        method: Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let mut target = leader.clone();
+        let mut known: Vec<NodeId> = raft.leader().map(|l| l.id).into_iter().collect();
+        for _ in 0..3 {
+            known.push(target.id);
+            tokio::select! {
+                response = self.exchange(&target, method.clone(), uri, headers, body.clone()) => return response,
+                moved = raft.leader_other_than(&known) => {
+                    if method != Method::GET {
+                        return ApiError::OutcomeUnknown(format!(
+                            "node {} was deposed (node {} leads now) while it had the request; it may or may not have been applied",
+                            target.id, moved.id
+                        ))
+                        .into_response();
+                    }
+                    target = moved;
+                }
+            }
+        }
+        ApiError::Unavailable("leadership keeps moving; try again".into()).into_response()
+    }
+
+    async fn exchange(
+        &self,
+        leader: &LeaderInfo,
+        method: Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let url = format!("http://{}{}", leader.api_addr, path);
         let mut request = self.client.request(method.clone(), &url).body(body);
@@ -136,7 +179,7 @@ pub(crate) async fn layer(State(app): State<AppState>, request: Request, next: N
     if !hop && needs_leader(&parts.method, &parts.uri) {
         match app.raft.leader() {
             Some(leader) if leader.id != me => {
-                return forwarder.send(&leader, parts.method, &parts.uri, &parts.headers, body).await;
+                return forwarder.send(&app.raft, &leader, parts.method, &parts.uri, &parts.headers, body).await;
             }
             None => return ApiError::NotLeader { leader: None }.into_response(),
             Some(_) => {}
@@ -148,7 +191,7 @@ pub(crate) async fn layer(State(app): State<AppState>, request: Request, next: N
         && !hop
         && let Some(leader) = leader.or_else(|| app.raft.leader()).filter(|l| l.id != me)
     {
-        return forwarder.send(&leader, method, &uri, &headers, body).await;
+        return forwarder.send(&app.raft, &leader, method, &uri, &headers, body).await;
     }
     if let Ok(value) = HeaderValue::from_str(&me.to_string()) {
         response.headers_mut().insert(SERVED_BY, value);

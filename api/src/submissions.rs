@@ -86,7 +86,8 @@ pub(crate) async fn submit(
 }
 
 /// Deletes (kills) a submission. Answers `{"submissionId": id}` whether or not it existed, as
-/// BPG does; only its owner or an admin may delete it.
+/// BPG does, but only after a linearizable read found it absent; only its owner or an admin
+/// may delete it.
 pub(crate) async fn delete(
     State(app): State<AppState>,
     Caller(who): Caller,
@@ -96,7 +97,15 @@ pub(crate) async fn delete(
     if app.gateway.cluster(cluster).is_none() {
         return Err(ApiError::BadRequest(format!("Cluster {cluster} (in submissionId: {id}) not exists")));
     }
-    if let Some(job) = app.raft.state().job(&id)? {
+    let mut job = app.raft.state().job(&id)?;
+    if job.is_none() {
+        // "Not found" must come from an up-to-date replica: a leader cut off from its quorum
+        // (or one that has not applied the submission yet) would otherwise answer success for
+        // a job that exists, and the caller would believe it killed.
+        app.raft.linearize().await?;
+        job = app.raft.state().job(&id)?;
+    }
+    if let Some(job) = job {
         if !may_see(&who, &job) {
             return Err(ApiError::Forbidden(format!("submission {id} belongs to another user")));
         }

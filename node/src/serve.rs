@@ -49,7 +49,7 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
     }
 
     // A node that is not a member (a StatefulSet scaled up) asks the cluster to add it.
-    let joiner = (!cfg.bootstrap).then(|| tokio::spawn(join_if_needed(raft.clone(), &cfg)));
+    let joiner = (!cfg.bootstrap).then(|| tokio::spawn(join_if_needed(&cfg)));
 
     // 4. The gateway: a kube client per cluster, health probes on every node, and the
     //    leader-only work (dispatch, status watchers, housekeeping) while this node leads.
@@ -102,32 +102,29 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Until this node votes: if a leader is known (or none appears within a few seconds of
-/// start), asks the peers' API to add it (`POST /admin/raft/join`, forwarded to the leader).
-/// Runs once per start, so a node removed while running does not re-add itself.
-fn join_if_needed(raft: RaftNode, cfg: &Valid) -> impl std::future::Future<Output = ()> + use<> {
+/// Asks the peers' API to make this node a voter (`POST /admin/raft/join`, forwarded to the
+/// leader, a no-op for a node that already votes) until one accepts. The cluster's membership
+/// decides, not the one stored here: a node restarted on the volume it kept after it was
+/// removed (a StatefulSet scaled down and up again) still finds itself among the voters of
+/// the last membership it saw. Runs once per start, so a node removed while running does not
+/// re-add itself.
+fn join_if_needed(cfg: &Valid) -> impl std::future::Future<Output = ()> + use<> {
     let (id, me, secret) = (cfg.node_id, cfg.me.clone(), cfg.secret.clone());
     let peers: Vec<String> = cfg.peers.iter().filter(|(p, _)| **p != id).map(|(_, n)| n.api_addr.clone()).collect();
     async move {
-        let started = tokio::time::Instant::now();
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("a plain-HTTP client builds");
         let body = serde_json::json!({"id": id, "raftAddr": me.raft_addr, "apiAddr": me.api_addr});
         loop {
-            if raft.is_voter() {
-                return;
-            }
-            if raft.leader().is_some() || started.elapsed() > Duration::from_secs(3) {
-                for peer in &peers {
-                    let url = format!("http://{peer}/admin/raft/join");
-                    match http.post(&url).bearer_auth(secret.expose()).json(&body).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            info!(via = %peer, "joined the cluster as a voter");
-                            return;
-                        }
-                        Ok(r) => tracing::debug!(via = %peer, status = %r.status(), "join refused; retrying"),
-                        Err(e) => tracing::debug!(via = %peer, error = %e, "join failed; retrying"),
+            for peer in &peers {
+                let url = format!("http://{peer}/admin/raft/join");
+                match http.post(&url).bearer_auth(secret.expose()).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        info!(via = %peer, "a voter of the cluster");
+                        return;
                     }
+                    Ok(r) => tracing::debug!(via = %peer, status = %r.status(), "join refused; retrying"),
+                    Err(e) => tracing::debug!(via = %peer, error = %e, "join failed; retrying"),
                 }
             }
             tokio::time::sleep(Duration::from_secs(2)).await;

@@ -64,13 +64,17 @@ pub struct LeaderInfo {
     pub api_addr: String,
 }
 
-/// Why a replicated write did not return a response. Only `NotLeader` means "not applied";
-/// everything else means the outcome is unknown and must be reported as such.
+/// Why a replicated write did not return a response. `NotLeader` and `NoQuorum` mean "not
+/// applied"; `Unknown` means the outcome is unknown and must be reported as such.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// This node is not the leader; the command was not appended. Safe to send elsewhere.
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<LeaderInfo> },
+    /// This node leads but no quorum has answered it for a while (it is probably cut off);
+    /// the command was not appended. Safe to retry, here or elsewhere.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
     /// The command may or may not be committed (timeout, leadership lost, shutting down).
     #[error("outcome unknown: {0}")]
     Unknown(String),
@@ -123,6 +127,10 @@ struct Inner {
     reader: StateReader,
     state_machine: StateMachine,
     write_timeout: Duration,
+    /// A leader that has not heard from a quorum for this long refuses new work at once
+    /// rather than let it wait out the write timeout: twice the election timeout's upper bound,
+    /// so that a loaded machine's late heartbeat responses do not refuse work spuriously.
+    quorum_silence: Duration,
 }
 
 impl std::fmt::Debug for Inner {
@@ -197,6 +205,7 @@ impl RaftNode {
                 reader,
                 state_machine,
                 write_timeout: settings.write_timeout,
+                quorum_silence: 2 * settings.election_timeout_max,
             }),
         })
     }
@@ -218,6 +227,9 @@ impl RaftNode {
     /// Cancellation-safe in the sense that dropping the future leaves the outcome unknown.
     pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
         let raft = &self.inner.raft;
+        if let Some(why) = self.quorum_lost() {
+            return Err(WriteError::NoQuorum(why));
+        }
         match tokio::time::timeout(self.inner.write_timeout, raft.client_write(cmd)).await {
             Err(_) => Err(WriteError::Unknown(format!("not applied within {:?}", self.inner.write_timeout))),
             Ok(Ok(resp)) => Ok(resp.data),
@@ -233,6 +245,9 @@ impl RaftNode {
     /// are linearizable.
     pub async fn linearize(&self) -> Result<(), ReadError> {
         let raft = &self.inner.raft;
+        if let Some(why) = self.quorum_lost() {
+            return Err(ReadError::Unavailable(why));
+        }
         match tokio::time::timeout(self.inner.write_timeout, raft.ensure_linearizable()).await {
             Err(_) => Err(ReadError::Unavailable(format!("no quorum within {:?}", self.inner.write_timeout))),
             Ok(Ok(_)) => Ok(()),
@@ -243,9 +258,42 @@ impl RaftNode {
         }
     }
 
+    /// Why this node, leading, should not take new work: no quorum has acknowledged it (a
+    /// heartbeat or an append) for longer than two election timeouts. openraft 0.9 keeps such a
+    /// leader leading until it hears a higher term, so without this check every request it
+    /// takes would wait out the write timeout while the rest of the cluster elects another.
+    fn quorum_lost(&self) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        let silent = m.millis_since_quorum_ack.filter(|_| m.state == ServerState::Leader)?;
+        (silent > self.inner.quorum_silence.as_millis() as u64)
+            .then(|| format!("this leader (node {}) has not heard from a quorum for {silent} ms", self.inner.id))
+    }
+
     /// The leader as this node currently knows it.
     pub fn leader(&self) -> Option<LeaderInfo> {
         leader_of(&self.inner.raft)
+    }
+
+    /// Resolves when this node knows of a leader that is none of `known` (a new election
+    /// happened), with that leader. Pending forever on a node that is shutting down.
+    pub async fn leader_other_than(&self, known: &[NodeId]) -> LeaderInfo {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            let moved = {
+                let m = metrics.borrow_and_update();
+                m.current_leader.filter(|l| !known.contains(l)).and_then(|id| {
+                    let node = m.membership_config.membership().get_node(&id)?;
+                    Some(LeaderInfo { id, api_addr: node.api_addr.clone() })
+                })
+            };
+            if let Some(leader) = moved {
+                return leader;
+            }
+            if metrics.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     pub fn is_leader(&self) -> bool {

@@ -65,7 +65,7 @@ pub enum GatewayError {
     /// It may or may not have happened.
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
-    /// A cluster did not answer.
+    /// A cluster did not answer, or this leader has lost its quorum; nothing changed.
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -76,6 +76,7 @@ impl From<WriteError> for GatewayError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::NotLeader { leader } => GatewayError::NotLeader { leader },
+            WriteError::NoQuorum(why) => GatewayError::Unavailable(why),
             WriteError::Unknown(why) => GatewayError::OutcomeUnknown(why),
         }
     }

@@ -30,7 +30,10 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let mut stream = watcher::watcher(cluster.apps().clone(), config).default_backoff().boxed();
     let mut seen_in_list: HashSet<String> = HashSet::new();
-    let mut list_rv = 0u64;
+    // Jobs whose object existed when the current listing began: only these can be missing
+    // from it because they are gone (a job dispatched meanwhile may be created after the
+    // listing's revision and arrive through the watch instead).
+    let mut listed_from: HashSet<String> = HashSet::new();
     loop {
         let event = match stream.try_next().await {
             Ok(Some(e)) => e,
@@ -43,21 +46,19 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
         let (object, vanished) = match event {
             Event::Init => {
                 seen_in_list.clear();
-                list_rv = 0;
+                listed_from = dispatched_jobs(&raft, cluster.id()).into_iter().map(|j| j.id).collect();
                 continue;
             }
             Event::InitDone => {
-                // Objects of ours the listing did not contain are gone.
+                // Objects of ours the listing did not contain are gone. The mark carries the
+                // last revision seen of the object, so any later sighting supersedes it.
                 for job in dispatched_jobs(&raft, cluster.id()) {
-                    if !seen_in_list.contains(&job.id) {
-                        let observed = Observed {
-                            resource_version: list_rv,
-                            vanished: true,
-                            ..job.observed.clone().unwrap_or_default()
-                        };
+                    if listed_from.contains(&job.id) && !seen_in_list.contains(&job.id) {
+                        let observed = Observed { vanished: true, ..job.observed.clone().unwrap_or_default() };
                         let _ = tx.send(StatusUpdate { id: job.id, observed }).await;
                     }
                 }
+                listed_from.clear();
                 continue;
             }
             Event::InitApply(o) => {
@@ -71,7 +72,6 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
         };
         let value = serde_json::to_value(&object).unwrap_or_default();
         let Some((name, observed)) = observe(&value, vanished) else { continue };
-        list_rv = list_rv.max(observed.resource_version);
         // A job deleted through bpg whose object survived (the cluster was unreachable then).
         if !vanished
             && let Ok(Some(job)) = raft.state().job(&name)

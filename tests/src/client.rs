@@ -71,26 +71,13 @@ impl Client {
     /// Sends a request to `path` (absolute, e.g. `/admin/raft`) with an optional body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Body>) -> reqwest::Result<Answer> {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        req = match &self.credentials {
-            Credentials::Basic { user, password } => req.basic_auth(user, Some(password)),
-            Credentials::Bearer(token) => req.bearer_auth(token),
-            Credentials::UserAccount(name) => req.header("User-Account", name),
-            Credentials::None => req,
-        };
         if let Some(body) = body {
             req = match body {
                 Body::Json(v) => req.json(&v),
                 Body::Raw { content_type, bytes } => req.header("content-type", content_type).body(bytes),
             };
         }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let served_by = headers.get("x-bpg-served-by").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-        let bytes = resp.bytes().await?;
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok(Answer { status, served_by, body, headers })
+        self.send(req).await
     }
 
     /// A path under the context path (`/skatev2` by default).

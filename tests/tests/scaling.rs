@@ -1,5 +1,6 @@
-//! Scaling 3 → 5 → 3, as a StatefulSet does: new ordinals join by themselves; before scaling
-//! down, the departing nodes are removed from the voters; writes keep working throughout and
+//! Scaling 3 → 5 → 3 → 4, as a StatefulSet does: new ordinals join by themselves; before
+//! scaling down, the departing nodes are removed from the voters; scaling up again restarts an
+//! ordinal on the volume it kept, and it joins again; writes keep working throughout and
 //! nothing acknowledged is lost.
 
 use std::collections::BTreeSet;
@@ -58,5 +59,17 @@ async fn three_to_five_to_three_changes_the_raft_membership() -> anyhow::Result<
     let follower = cluster.followers(leader)[0];
     cluster.kill(follower).await;
     assert!(cluster.client(leader).set_cluster("c1", json!({"weight": 10})).await?.ok());
+    cluster.start_node(follower)?;
+
+    tracing::info!("--- scale up again: node 3 restarts on its old volume and joins again");
+    cluster.start_node(three)?;
+    wait::until("four voters", Duration::from_secs(60), || async {
+        let leader = cluster.leader().await.ok()?;
+        (voters(&cluster, leader).await == BTreeSet::from([0, 1, 2, 3])).then_some(())
+    })
+    .await?;
+    cluster.wait_ready(three).await?;
+    let a = cluster.client(three).cluster("c1", false).await?;
+    assert_eq!((a.served_by, &a.body["weight"]), (Some(three), &json!(10)), "node 3 caught up");
     Ok(())
 }

@@ -55,3 +55,51 @@ async fn a_node_behind_a_purged_log_catches_up_from_a_snapshot() -> anyhow::Resu
     assert!(cluster.log(lagger).contains("installed snapshot"), "the node's log shows no snapshot install");
     Ok(())
 }
+
+/// A volume lost and replaced: the node comes back with its id and an empty directory, after
+/// the log it had was compacted. Its log went backwards, which the leader must accept and
+/// answer with a snapshot (openraft's `loosen-follower-log-revert`).
+#[tokio::test]
+async fn a_node_restarted_on_an_empty_directory_recovers_from_a_snapshot() -> anyhow::Result<()> {
+    let mut cluster = TestCluster::start(
+        env!("CARGO_BIN_EXE_e2e-bpg"),
+        ClusterOptions {
+            extra_yaml: clusters_yaml(2),
+            snapshot_every_logs: 20,
+            logs_kept_after_snapshot: 0,
+            ..ClusterOptions::default()
+        },
+    )
+    .await?;
+    let leader = cluster.leader().await?;
+    // Not node 0, which initializes a new cluster when it finds no state.
+    let wiped = cluster.followers(leader).into_iter().find(|n| *n != 0).expect("a follower other than node 0");
+    let client = cluster.client(leader);
+    for v in 0..60u32 {
+        assert!(client.set_cluster(&format!("c{}", v % 2), json!({"weight": 100 + v})).await?.ok());
+    }
+    cluster.wait_replicated().await?;
+
+    tracing::info!("--- the follower loses its directory and comes back empty");
+    cluster.kill(wiped).await;
+    std::fs::remove_dir_all(cluster.dir().join(format!("data-{wiped}")))?;
+    cluster.start_node(wiped)?;
+    let restored = cluster.client(wiped);
+    wait::until("the wiped node to hold the latest values", Duration::from_secs(30), || async {
+        let a = restored.cluster("c1", false).await.ok()?;
+        (a.served_by == Some(wiped) && a.body["weight"] == json!(159)).then_some(())
+    })
+    .await?;
+    let status = cluster.raft_status(wiped).await.expect("status");
+    assert_eq!(status["state"], "Follower", "{status}");
+    assert!(status["snapshot_index"].as_u64().is_some(), "{status}");
+
+    tracing::info!("--- and it keeps replicating");
+    assert!(client.set_cluster("c0", json!({"weight": 7})).await?.ok());
+    wait::until("the wiped node to apply a new write", Duration::from_secs(30), || async {
+        let a = restored.cluster("c0", false).await.ok()?;
+        (a.body["weight"] == json!(7)).then_some(())
+    })
+    .await?;
+    Ok(())
+}

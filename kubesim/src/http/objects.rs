@@ -75,13 +75,22 @@ async fn list_inner(sim: Sim, res: Resource, ns: Option<String>, q: ListQuery, h
     if flag(&q.watch) {
         return Ok(watch::serve(sim, res, ns, labels, fields, &q));
     }
-    let (now_rv, items) = sim.store().list(res, ns.as_deref());
-    let (rv, after) = match q.continue_token.as_deref().filter(|t| !t.is_empty()) {
+    // Every page of a paginated list shows the objects as of the first page's revision.
+    let (rv, after, items) = match q.continue_token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => {
-            let (rv, ns, name) = decode_continue(token)?;
-            (rv, Some((ns, name)))
+            let (rv, after_ns, after_name) = decode_continue(token)?;
+            let items = sim.store().list_at(res, ns.as_deref(), rv).map_err(|_| {
+                KubeError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. \
+                     You can start a new list without the continue parameter.",
+                )
+            })?;
+            (rv, Some((after_ns, after_name)), items)
         }
-        None => (now_rv, None),
+        None => {
+            let (rv, items) = sim.store().list(res, ns.as_deref());
+            (rv, None, items)
+        }
     };
     let mut matching = items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)).filter(|o| {
         after.as_ref().is_none_or(|(ans, aname)| {

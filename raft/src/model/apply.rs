@@ -28,8 +28,11 @@ pub fn apply<S: StateAccess>(state: &mut S, cmd: Command) -> Result<Response, S:
             let mut changed = 0;
             for update in updates {
                 let Some(mut job) = state.job(&update.id)? else { continue };
-                let newer =
-                    job.observed.as_ref().is_none_or(|seen| update.observed.resource_version > seen.resource_version);
+                // An object's revisions only grow; a vanished mark carries the last one seen.
+                let newer = job.observed.as_ref().is_none_or(|seen| {
+                    let rv = update.observed.resource_version;
+                    rv > seen.resource_version || (update.observed.vanished && rv == seen.resource_version)
+                });
                 if !newer || job.deleted_at_ms.is_some() {
                     continue;
                 }

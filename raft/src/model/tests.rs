@@ -128,6 +128,24 @@ fn status_updates_never_go_back_to_an_older_resource_version() {
 }
 
 #[test]
+fn a_vanished_mark_keeps_the_last_state_and_a_later_sighting_supersedes_it() {
+    let mut s = MemState::default();
+    submit(&mut s, "c1-a", "alice", None, 1);
+    let update = |observed| Command::RecordStatus { updates: vec![StatusUpdate { id: "c1-a".into(), observed }] };
+    run(&mut s, update(observed(5, "RUNNING")));
+    // Missing from a listing: marked with the last revision seen, keeping the last state.
+    run(&mut s, update(Observed { vanished: true, ..observed(5, "RUNNING") }));
+    assert!(s.jobs["c1-a"].observed.as_ref().unwrap().vanished);
+    assert_eq!(s.jobs["c1-a"].application_state(), "RUNNING");
+    // The object shows up again (the listing had missed it): its real state wins.
+    run(&mut s, update(observed(7, "COMPLETED")));
+    let seen = s.jobs["c1-a"].observed.clone().unwrap();
+    assert_eq!((seen.vanished, seen.state.as_deref()), (false, Some("COMPLETED")));
+    // An ordinary update at the same revision changes nothing.
+    assert_eq!(run(&mut s, update(observed(7, "FAILED"))), Response::StatusRecorded { changed: 0 });
+}
+
+#[test]
 fn seeing_the_object_marks_a_pending_job_created() {
     let mut s = MemState::default();
     submit(&mut s, "c1-a", "alice", None, 1);
