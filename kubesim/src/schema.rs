@@ -176,9 +176,11 @@ impl Schema {
         }
         match ty {
             "object" => {
-                let props = schema.get("properties").cloned().unwrap_or(Value::Null);
+                // Borrowed, not cloned: the CRD's pod-template schemas are large, and cloning
+                // them at every object node made admission dominate kubesim's CPU.
+                let props = schema.get("properties").unwrap_or(&Value::Null);
                 let obj = value.as_object_mut().expect("checked object");
-                self.walk_object(schema, &props, obj, path, out);
+                self.walk_object(schema, props, obj, path, out);
             }
             "array" => {
                 let items = &schema["items"];

@@ -100,14 +100,8 @@ pub(crate) fn driver_end(app: &AppInfo, succeeded: bool, rng: &mut StdRng) -> Ve
     let mut out = Vec::new();
     if app.is_spark_pi() {
         let n = (100_000u64 * app.tasks() as u64).min(2_000_000);
-        let inside = (0..n)
-            .filter(|_| {
-                let (x, y): (f64, f64) = (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
-                x * x + y * y <= 1.0
-            })
-            .count();
         out.push(line("INFO", "DAGScheduler", "Job 0 finished: reduce at SparkPi.scala:38, took 1.427 s"));
-        out.push(format!("Pi is roughly {}", 4.0 * inside as f64 / (n - 1) as f64));
+        out.push(format!("Pi is roughly {}", 4.0 * points_inside(n, rng) as f64 / (n - 1) as f64));
     } else {
         out.push(line("INFO", "DAGScheduler", "Job 0 finished: main, took 2.113 s"));
     }
@@ -116,6 +110,17 @@ pub(crate) fn driver_end(app: &AppInfo, succeeded: bool, rng: &mut StdRng) -> Ve
     out.push(line("INFO", "SparkContext", "Successfully stopped SparkContext"));
     out.push(line("INFO", "ShutdownHookManager", "Shutdown hook called"));
     out
+}
+
+/// How many of `n` uniform points in the square fall inside the unit circle, as SparkPi counts
+/// them: drawn from the normal approximation of Binomial(n, π/4) (n is at least 100 000), so
+/// an estimate costs two random numbers instead of 2n.
+fn points_inside(n: u64, rng: &mut StdRng) -> u64 {
+    let p = std::f64::consts::FRAC_PI_4;
+    let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random_range(0.0..1.0));
+    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    let mean = n as f64 * p;
+    (mean + z * (mean * (1.0 - p)).sqrt()).round().clamp(0.0, n as f64) as u64
 }
 
 pub(crate) fn executor_start(app: &AppInfo, executor: u32) -> Vec<String> {
@@ -159,5 +164,19 @@ mod tests {
         let pi: f64 = pi_line.trim_start_matches("Pi is roughly ").parse().unwrap();
         // 200 000 samples: the standard error is about 0.004, so 0.03 is over 7 sigma.
         assert!((pi - std::f64::consts::PI).abs() < 0.03, "{pi}");
+    }
+
+    #[test]
+    fn the_count_inside_the_circle_has_the_binomial_mean_and_spread() {
+        // 400 draws of Binomial(10^6, π/4) approximated: the sample mean is within 5 standard
+        // errors of nπ/4, and the sample standard deviation within 20 % of sqrt(np(1-p)).
+        let (n, p) = (1_000_000u64, std::f64::consts::FRAC_PI_4);
+        let mut rng = StdRng::seed_from_u64(11);
+        let draws: Vec<f64> = (0..400).map(|_| points_inside(n, &mut rng) as f64).collect();
+        let mean = draws.iter().sum::<f64>() / 400.0;
+        let sd = (draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 399.0).sqrt();
+        let want_sd = (n as f64 * p * (1.0 - p)).sqrt();
+        assert!((mean - n as f64 * p).abs() < 5.0 * want_sd / 20.0, "mean {mean}");
+        assert!((sd / want_sd - 1.0).abs() < 0.2, "sd {sd} vs {want_sd}");
     }
 }

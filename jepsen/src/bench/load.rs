@@ -1,0 +1,207 @@
+//! Load generators: a closed loop (a fixed number of clients, each sending its next request when
+//! the last one is answered) to find the saturation rate, and an open loop (requests sent on a
+//! fixed schedule whatever the answers) to measure latency at a given rate. Open-loop latency
+//! is measured from the time a request was *scheduled*, so a stalled server is charged for the
+//! requests it kept waiting (no coordinated omission).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bpg_tests::client::Client;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+/// One kind of request, against a set of servers taken round-robin.
+#[derive(Clone, Debug)]
+pub enum Load {
+    /// `POST /spark` through every gateway node (followers forward to the leader).
+    Submit { clients: Arc<Vec<Client>>, body: Arc<Value> },
+    /// Default-consistency `GET /spark/{id}/status`, served by the node asked.
+    Status { clients: Arc<Vec<Client>>, ids: Arc<Vec<String>> },
+    /// An etcd `Put` through its JSON gateway: one durable Raft commit.
+    EtcdPut { http: reqwest::Client, urls: Arc<Vec<String>>, value: Arc<String> },
+}
+
+impl Load {
+    /// Sends request number `n`; `Some(id)` when acknowledged (the submission id, or empty).
+    pub async fn send(&self, n: u64) -> Option<String> {
+        match self {
+            Load::Submit { clients, body } => {
+                let answer = clients[n as usize % clients.len()].submit(body, None).await.ok()?;
+                answer.ok().then(|| answer.body["submissionId"].as_str().unwrap_or_default().to_owned())
+            }
+            Load::Status { clients, ids } => {
+                let id = &ids[(n as usize).wrapping_mul(7919) % ids.len()];
+                let answer = clients[n as usize % clients.len()].status(id, false).await.ok()?;
+                answer.ok().then(String::new)
+            }
+            Load::EtcdPut { http, urls, value } => {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let body = json!({"key": b64.encode(format!("bench/{n:012}")), "value": value.as_str()});
+                let resp = http.post(&urls[n as usize % urls.len()]).json(&body).send().await.ok()?;
+                // The gateway answers 200 with an error body when the put failed.
+                let ok = resp.status().is_success() && resp.json::<Value>().await.ok()?.get("error").is_none();
+                ok.then(String::new)
+            }
+        }
+    }
+}
+
+/// What a load step measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Step {
+    /// Clients (closed loop) or offered rate per second (open loop).
+    pub concurrency: Option<usize>,
+    pub offered_per_s: Option<f64>,
+    pub ok: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    pub ok_per_s: f64,
+    pub latency_ms: Percentiles,
+    /// Ids of acknowledged submissions (not serialized).
+    #[serde(skip)]
+    pub ids: Vec<String>,
+}
+
+/// Latency percentiles of the acknowledged requests, in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(mut micros: Vec<u64>) -> Percentiles {
+        if micros.is_empty() {
+            return Percentiles::default();
+        }
+        micros.sort_unstable();
+        let at = |q: f64| micros[((micros.len() as f64 * q).ceil() as usize).clamp(1, micros.len()) - 1] as f64 / 1e3;
+        Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max: at(1.0) }
+    }
+}
+
+struct Tally {
+    ok: u64,
+    failed: u64,
+    micros: Vec<u64>,
+    ids: Vec<String>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally { ok: 0, failed: 0, micros: Vec::new(), ids: Vec::new() }
+    }
+
+    fn record(&mut self, outcome: Option<String>, since: Instant, keep_ids: bool) {
+        match outcome {
+            Some(id) => {
+                self.ok += 1;
+                self.micros.push(since.elapsed().as_micros() as u64);
+                if keep_ids && !id.is_empty() {
+                    self.ids.push(id);
+                }
+            }
+            None => self.failed += 1,
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.micros.extend(other.micros);
+        self.ids.extend(other.ids);
+    }
+
+    fn into_step(self, seconds: f64, concurrency: Option<usize>, offered: Option<f64>) -> Step {
+        Step {
+            concurrency,
+            offered_per_s: offered,
+            ok: self.ok,
+            failed: self.failed,
+            seconds,
+            ok_per_s: self.ok as f64 / seconds,
+            latency_ms: Percentiles::of(self.micros),
+            ids: self.ids,
+        }
+    }
+}
+
+/// `concurrency` clients, each sending its next request as soon as the last is answered, for
+/// `duration`. Requests still running at the deadline are waited for and counted.
+pub async fn closed(load: &Load, concurrency: usize, duration: Duration, keep_ids: bool) -> Step {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let load = load.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::new();
+                let mut n = w as u64;
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let outcome = load.send(n).await;
+                    tally.record(outcome, sent, keep_ids);
+                    n += concurrency as u64;
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::new();
+    for w in workers {
+        total.merge(w.await.expect("a load worker panicked"));
+    }
+    total.into_step(start.elapsed().as_secs_f64(), Some(concurrency), None)
+}
+
+/// Requests at `rate` per second on a fixed schedule for `duration`, at most `max_in_flight`
+/// at once (beyond that, a request waits and its wait counts in its latency).
+pub async fn open(load: &Load, rate: f64, duration: Duration, max_in_flight: usize) -> Step {
+    let start = Instant::now();
+    let total = (rate * duration.as_secs_f64()) as u64;
+    let slots = Arc::new(Semaphore::new(max_in_flight));
+    let mut tasks = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let scheduled = start + Duration::from_secs_f64(n as f64 / rate);
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (load, slots) = (load.clone(), slots.clone());
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("semaphore open");
+            let outcome = load.send(n).await;
+            (outcome.is_some(), scheduled.elapsed().as_micros() as u64)
+        }));
+    }
+    let mut tally = Tally::new();
+    for t in tasks {
+        let (ok, micros) = t.await.expect("a load task panicked");
+        if ok {
+            tally.ok += 1;
+            tally.micros.push(micros);
+        } else {
+            tally.failed += 1;
+        }
+    }
+    // The rate is over the scheduled window, so that a backlog answered late lowers it.
+    let mut step = tally.into_step(start.elapsed().as_secs_f64(), None, Some(rate));
+    step.ok_per_s = step.ok as f64 / step.seconds;
+    step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let p = Percentiles::of((1..=1000).map(|ms| ms * 1000).collect());
+        assert_eq!((p.p50, p.p90, p.p99, p.p999, p.max), (500.0, 900.0, 990.0, 999.0, 1000.0));
+        let one = Percentiles::of(vec![2500]);
+        assert_eq!((one.p50, one.p999), (2.5, 2.5));
+    }
+}

@@ -1,0 +1,173 @@
+//! The Markdown table of a bench run, and its PNG plots (drawn by `bench/plot.py`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+
+use super::Results;
+
+/// The targets the figures are read against.
+const TARGET_RATE: f64 = 2000.0;
+const TARGET_P99_MS: f64 = 50.0;
+const TARGET_ETCD_RATIO: f64 = 0.5;
+const TARGET_FAILOVER_S: f64 = 2.0;
+const TARGET_RSS_MIB: f64 = 100.0;
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "not met" }
+}
+
+pub(super) fn markdown(r: &Results) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# bpg benchmark\n");
+    let _ = writeln!(
+        md,
+        "Run {} on {} cores ({}), commit `{}`. Every figure comes from this one run.\n",
+        r.started, r.machine.cores, r.machine.kernel, r.machine.commit
+    );
+    let _ = writeln!(md, "| measure | value | target |\n|---|---|---|");
+    let row = |md: &mut String, what: &str, value: String, target: String| {
+        let _ = writeln!(md, "| {what} | {value} | {target} |");
+    };
+    row(
+        &mut md,
+        "acknowledged submissions/s at saturation",
+        format!("{:.0} ({} clients)", r.saturation_per_s, r.saturation_concurrency),
+        format!("≥ {TARGET_RATE:.0}: {}", verdict(r.saturation_per_s >= TARGET_RATE)),
+    );
+    for s in &r.open_loop {
+        let share = s.offered_per_s.unwrap_or(0.0) / r.saturation_per_s.max(1.0) * 100.0;
+        row(
+            &mut md,
+            &format!(
+                "submit latency at {share:.0} % ({:.0}/s offered, {:.0}/s acknowledged)",
+                s.offered_per_s.unwrap_or(0.0),
+                s.ok_per_s
+            ),
+            format!(
+                "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                s.latency_ms.p50, s.latency_ms.p99, s.latency_ms.p999
+            ),
+            format!("p99 < {TARGET_P99_MS:.0} ms: {}", verdict(s.latency_ms.p99 < TARGET_P99_MS)),
+        );
+    }
+    if let Some(s) = &r.follower_reads {
+        row(
+            &mut md,
+            "status reads/s served by followers (64 clients)",
+            format!("{:.0} (p99 {:.1} ms)", s.ok_per_s, s.latency_ms.p99),
+            String::new(),
+        );
+    }
+    if let Some(e) = &r.etcd {
+        row(
+            &mut md,
+            &format!("etcd durable puts/s ({}, {} B values)", e.version, e.value_bytes),
+            format!("{:.0}; gateway/etcd = {:.2}", e.best_per_s, e.gateway_ratio),
+            format!("≥ {TARGET_ETCD_RATIO}: {}", verdict(e.gateway_ratio >= TARGET_ETCD_RATIO)),
+        );
+    }
+    if let Some(d) = &r.disk {
+        row(
+            &mut md,
+            "disk: 4 KiB write + fdatasync, one at a time",
+            format!("{:.0}/s ({:.2} ms each)", d.fdatasync_per_s, d.mean_ms),
+            String::new(),
+        );
+    }
+    if let Some(f) = &r.failover {
+        row(
+            &mut md,
+            &format!("leader SIGKILL → first acknowledged submission ({} kills)", f.samples_s.len()),
+            format!("median {:.2} s, p90 {:.2} s, max {:.2} s", f.median_s, f.p90_s, f.max_s),
+            format!("median < {TARGET_FAILOVER_S} s: {}", verdict(f.median_s < TARGET_FAILOVER_S)),
+        );
+    }
+    for f in &r.footprint {
+        let max = f.rss_mib.iter().copied().fold(0.0, f64::max);
+        let rss: Vec<String> = f.rss_mib.iter().map(|m| format!("{m:.0}")).collect();
+        row(
+            &mut md,
+            &format!("resident memory per node with {} jobs", f.jobs),
+            format!(
+                "{} MiB (leader's data dir {:.0} MiB; {})",
+                rss.join(" / "),
+                f.data_dir_mib,
+                if f.fill_per_s > 0.0 {
+                    format!("filled at {:.0}/s", f.fill_per_s)
+                } else {
+                    "reached during the load steps".to_owned()
+                }
+            ),
+            if f.jobs >= 1_000_000 {
+                format!("< {TARGET_RSS_MIB:.0} MiB: {}", verdict(max < TARGET_RSS_MIB))
+            } else {
+                String::new()
+            },
+        );
+    }
+    if let Some(s) = &r.snapshot {
+        row(
+            &mut md,
+            &format!("snapshot at {} jobs: size, install on an empty follower", s.jobs),
+            format!("{:.1} MiB, {:.1} s", s.bytes as f64 / 1048576.0, s.install_s),
+            String::new(),
+        );
+    }
+    row(
+        &mut md,
+        "start-up: empty 3-node cluster to first acknowledged submission",
+        format!("{:.2} s", r.startup.cold_cluster_s),
+        String::new(),
+    );
+    for (jobs, secs) in &r.startup.restart_ready_s {
+        row(
+            &mut md,
+            &format!("start-up: follower restarted with {jobs} jobs, to ready"),
+            format!("{secs:.2} s"),
+            String::new(),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n## Closed-loop steps\n\n| system | clients | ok/s | p50 ms | p99 ms | p99.9 ms | failed |\n|---|---|---|---|---|---|---|"
+    );
+    let steps = r
+        .saturation
+        .iter()
+        .map(|s| ("bpg submit", s))
+        .chain(r.etcd.iter().flat_map(|e| e.steps.iter().map(|s| ("etcd put", s))));
+    for (system, s) in steps {
+        let _ = writeln!(
+            md,
+            "| {system} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            s.concurrency.unwrap_or(0),
+            s.ok_per_s,
+            s.latency_ms.p50,
+            s.latency_ms.p99,
+            s.latency_ms.p999,
+            s.failed
+        );
+    }
+    md
+}
+
+/// Draws the PNG plots with `bench/plot.py`, in a venv with matplotlib under `target/`.
+pub(super) fn plot(out: &Path) -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join("target/bench-venv");
+    let python = venv.join("bin/python");
+    if !python.is_file() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        run(Command::new(&python).args(["-m", "pip", "install", "-q", "matplotlib==3.9.2"]))?;
+    }
+    run(Command::new(&python).arg(root.join("bench/plot.py")).arg(out))
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    anyhow::ensure!(status.success(), "{cmd:?} exited with {status}");
+    Ok(())
+}
