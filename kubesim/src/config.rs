@@ -27,6 +27,9 @@ pub struct OperatorConfig {
     pub capacity: Option<usize>,
     /// Most executor pods made for one application. Default 20.
     pub max_executors: u32,
+    /// Events are deleted this long after they are recorded, as kube-apiserver's
+    /// `--event-ttl` does. Default 3600000 (one hour, the API server's default).
+    pub event_ttl_ms: u64,
 }
 
 impl Default for OperatorConfig {
@@ -41,6 +44,7 @@ impl Default for OperatorConfig {
             submission_failure_probability: 0.0,
             capacity: None,
             max_executors: 20,
+            event_ttl_ms: 3_600_000,
         }
     }
 }

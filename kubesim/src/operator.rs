@@ -351,6 +351,7 @@ impl Run {
                     "state": {"waiting": {"reason": "ContainerCreating"}}}]},
         });
         if self.sim.store().create(Resource::Pod, self.ns(), pod_obj).is_ok() {
+            self.sim.pod_made(self.ns(), self.name(), pod);
             let r = self.pod_ref(pod);
             self.event(
                 r.clone(),
@@ -416,15 +417,16 @@ impl Run {
             "firstTimestamp": now(), "lastTimestamp": now(), "count": 1,
             "source": {"component": source, "host": NODE}, "reportingComponent": source,
         });
-        let _ = self.sim.store().create(Resource::Event, self.ns(), event);
+        if let Ok(created) = self.sim.store().create(Resource::Event, self.ns(), event) {
+            let name = created["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            self.sim.event_recorded((Resource::Event, self.ns().to_owned(), name));
+        }
     }
 }
 
 /// Deletes the pods (and their logs) of application `name`, as garbage collection does.
 pub(crate) fn remove_pods_of(sim: &Sim, namespace: &str, name: &str) {
-    let (_, pods) = sim.store().list(Resource::Pod, Some(namespace));
-    for pod in pods.iter().filter(|p| p["metadata"]["labels"]["sparkoperator.k8s.io/app-name"] == name) {
-        let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    for pod_name in sim.take_pods_of(namespace, name) {
         sim.store().delete(&(Resource::Pod, namespace.to_owned(), pod_name.clone()));
         sim.inner.logs.remove(namespace, &pod_name);
     }

@@ -1,8 +1,9 @@
 //! [`Sim`]: the shared state of one kubesim server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -10,7 +11,7 @@ use rand::rngs::StdRng;
 use crate::config::OperatorConfig;
 use crate::faults::Faults;
 use crate::logs::LogHub;
-use crate::store::Store;
+use crate::store::{Key, Store};
 
 /// Settings of a kubesim server.
 #[derive(Clone, Debug)]
@@ -50,6 +51,11 @@ pub(crate) struct Inner {
     /// Requests served, by "METHOD resource".
     pub(crate) requests: Mutex<BTreeMap<String, u64>>,
     pub(crate) faults_injected: AtomicU64,
+    /// Events with the time they expire, oldest first.
+    pub(crate) event_expiry: Mutex<VecDeque<(Instant, Key)>>,
+    /// The pods the operator made for each application, by (namespace, application): what
+    /// garbage collection removes with it, found without scanning every pod.
+    pub(crate) pods_of: Mutex<HashMap<(String, String), Vec<String>>>,
 }
 
 impl Sim {
@@ -66,6 +72,8 @@ impl Sim {
                 capacity_freed: tokio::sync::Notify::new(),
                 requests: Mutex::new(BTreeMap::new()),
                 faults_injected: AtomicU64::new(0),
+                event_expiry: Mutex::new(VecDeque::new()),
+                pods_of: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -103,6 +111,37 @@ impl Sim {
 
     pub(crate) fn count_request(&self, what: String) {
         *self.inner.requests.lock().expect("stats lock").entry(what).or_default() += 1;
+    }
+
+    /// Records that the event at `key`, just created, expires after the configured TTL, and
+    /// deletes the events whose TTL has passed.
+    pub(crate) fn event_recorded(&self, key: Key) {
+        let expires = Instant::now() + self.operator_config().real(self.operator_config().event_ttl_ms);
+        self.inner.event_expiry.lock().expect("event expiry lock").push_back((expires, key));
+        self.expire_events();
+    }
+
+    /// Deletes the events whose TTL has passed (run when events are recorded or read).
+    pub(crate) fn expire_events(&self) {
+        let now = Instant::now();
+        let mut expiry = self.inner.event_expiry.lock().expect("event expiry lock");
+        while expiry.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, key) = expiry.pop_front().expect("checked front");
+            self.store().delete(&key);
+        }
+    }
+
+    /// Records that the operator made `pod` for application `app`.
+    pub(crate) fn pod_made(&self, namespace: &str, app: &str, pod: &str) {
+        let mut pods = self.inner.pods_of.lock().expect("pods lock");
+        pods.entry((namespace.to_owned(), app.to_owned())).or_default().push(pod.to_owned());
+    }
+
+    /// The pods made for application `app`, forgotten here (its deletion takes them along,
+    /// or orphans them).
+    pub(crate) fn take_pods_of(&self, namespace: &str, app: &str) -> Vec<String> {
+        let mut pods = self.inner.pods_of.lock().expect("pods lock");
+        pods.remove(&(namespace.to_owned(), app.to_owned())).unwrap_or_default()
     }
 
     pub(crate) fn count_fault(&self) {

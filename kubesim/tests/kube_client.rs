@@ -10,6 +10,7 @@ use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use kubesim::OperatorConfig;
 use serde_json::json;
 
 #[tokio::test]
@@ -36,6 +37,36 @@ async fn create_get_list_and_delete() {
     assert!(api.get_opt("pi-a").await.unwrap().is_none());
     let (code, _, _) = api_error(api.delete("pi-a", &DeleteParams::background()).await.unwrap_err());
     assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn events_expire_after_the_event_ttl_and_the_application_stays() {
+    // 2 simulated minutes of event TTL at time scale 0.01: 1.2 s of real time.
+    let srv = server(OperatorConfig { event_ttl_ms: 120_000, ..fast() }).await;
+    let c = client(&srv);
+    let api = apps(&c, "spark");
+    api.create(&PostParams::default(), &spark_pi("pi", json!({}))).await.unwrap();
+    let events: Api<Event> = Api::namespaced(c.clone(), "spark");
+    let of_pi = ListParams::default().fields("involvedObject.name=pi");
+    let added = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let listed = events.list(&of_pi).await.unwrap();
+            if let Some(e) = listed.items.iter().find(|e| e.reason.as_deref() == Some("SparkApplicationAdded")) {
+                return e.metadata.name.clone().unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the operator records SparkApplicationAdded");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while events.get_opt(&added).await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the event is deleted once its TTL has passed");
+    assert!(api.get_opt("pi").await.unwrap().is_some(), "only events expire, not the application");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use openraft::{ServerState, SnapshotPolicy};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::batch::Proposer;
 use crate::model::{Command, Response};
 use crate::network::NetworkFactory;
 use crate::store::{StateMachine, StateReader, Store};
@@ -66,7 +67,7 @@ pub struct LeaderInfo {
 
 /// Why a replicated write did not return a response. `NotLeader` and `NoQuorum` mean "not
 /// applied"; `Unknown` means the outcome is unknown and must be reported as such.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum WriteError {
     /// This node is not the leader; the command was not appended. Safe to send elsewhere.
     #[error("not the leader (leader: {leader:?})")]
@@ -126,6 +127,8 @@ struct Inner {
     membership_lock: tokio::sync::Mutex<()>,
     reader: StateReader,
     state_machine: StateMachine,
+    /// Where writes go to share log entries (see [`crate::batch`]).
+    proposer: Proposer,
     write_timeout: Duration,
     /// A leader that has not heard from a quorum for this long refuses new work at once
     /// rather than let it wait out the write timeout: twice the election timeout's upper bound,
@@ -169,7 +172,7 @@ fn leader_of(raft: &Raft) -> Option<LeaderInfo> {
     Some(LeaderInfo { id, api_addr: node.api_addr })
 }
 
-fn leader_from(id: Option<NodeId>, node: Option<NodeInfo>) -> Option<LeaderInfo> {
+pub(crate) fn leader_from(id: Option<NodeId>, node: Option<NodeInfo>) -> Option<LeaderInfo> {
     Some(LeaderInfo { id: id?, api_addr: node?.api_addr })
 }
 
@@ -197,6 +200,7 @@ impl RaftNode {
         let raft = Raft::new(id, Arc::new(config), network, log, state_machine.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
+        let proposer = Proposer::start(raft.clone(), settings.write_timeout);
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,
@@ -204,6 +208,7 @@ impl RaftNode {
                 membership_lock: tokio::sync::Mutex::new(()),
                 reader,
                 state_machine,
+                proposer,
                 write_timeout: settings.write_timeout,
                 quorum_silence: 2 * settings.election_timeout_max,
             }),
@@ -226,17 +231,13 @@ impl RaftNode {
     /// Replicates `cmd` and returns the state machine's response once it is applied here.
     /// Cancellation-safe in the sense that dropping the future leaves the outcome unknown.
     pub async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
-        let raft = &self.inner.raft;
         if let Some(why) = self.quorum_lost() {
             return Err(WriteError::NoQuorum(why));
         }
-        match tokio::time::timeout(self.inner.write_timeout, raft.client_write(cmd)).await {
-            Err(_) => Err(WriteError::Unknown(format!("not applied within {:?}", self.inner.write_timeout))),
-            Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(WriteError::NotLeader { leader: leader_from(f.leader_id, f.leader_node) })
-            }
-            Ok(Err(e)) => Err(WriteError::Unknown(e.to_string())),
+        let timeout = self.inner.write_timeout;
+        match tokio::time::timeout(timeout, self.inner.proposer.write(cmd)).await {
+            Err(_) => Err(WriteError::Unknown(format!("not applied within {timeout:?}"))),
+            Ok(outcome) => outcome,
         }
     }
 

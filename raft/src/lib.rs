@@ -10,6 +10,7 @@
 //! Start reading at [`model`] (what is replicated), then [`RaftNode`] (how it is used), then
 //! `store` (how it is kept). `DESIGN.md` in this crate gives the invariants and trade-offs.
 
+mod batch;
 mod facade;
 pub mod model;
 mod network;

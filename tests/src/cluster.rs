@@ -27,6 +27,9 @@ pub struct ClusterOptions {
     pub logs_kept_after_snapshot: u64,
     /// Top-level YAML appended to every node's config (clusters, queues, users...).
     pub extra_yaml: String,
+    /// `ttlSeconds` of the Spark clusters a `GatewayCluster` configures: finished
+    /// SparkApplications are deleted that long after they end.
+    pub app_ttl_seconds: Option<u32>,
 }
 
 impl Default for ClusterOptions {
@@ -41,6 +44,7 @@ impl Default for ClusterOptions {
             snapshot_every_logs: 5000,
             logs_kept_after_snapshot: 1000,
             extra_yaml: String::new(),
+            app_ttl_seconds: None,
         }
     }
 }
@@ -77,9 +81,34 @@ pub struct TestCluster {
     shared_config: String,
 }
 
-/// A port nobody listens on right now (bound and released; fine for tests on loopback).
+/// A loopback port nobody listens on right now, for a process started later to bind.
+///
+/// Taken below the kernel's ephemeral range: a port bound to 0 and released comes from that
+/// range, where any outgoing connection (another test's client, a peer's raft stream) may
+/// take it before the process it was meant for binds it, and that process then fails to
+/// start. Ports below the range are only ever taken by an explicit bind. Each process walks
+/// the range from its own offset, and a counter keeps the tests of one binary apart.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0").local_addr().expect("addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = (10_000u32, ephemeral_range_start().max(10_001));
+    let span = high - low;
+    let offset = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let port = (low + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}")
+}
+
+/// The first port of the kernel's ephemeral range (32768 if it cannot be read).
+fn ephemeral_range_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 impl TestCluster {
@@ -236,6 +265,20 @@ impl TestCluster {
         std::fs::read_to_string(&self.node(id).log).unwrap_or_default()
     }
 
+    /// The last `lines` lines of every node's log, for an error that needs explaining.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::from("the nodes' logs end with:");
+        for node in &self.nodes {
+            let log = self.log(node.id);
+            let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+            let _ = write!(out, "\n--- node {} (pid {:?})", node.id, node.pid());
+            for line in tail.into_iter().rev() {
+                let _ = write!(out, "\n{line}");
+            }
+        }
+        out
+    }
+
     /// `GET /raft` on a node's admin listener.
     pub async fn raft_status(&self, id: u64) -> Option<Value> {
         let url = format!("http://{}/raft", self.node(id).admin);
@@ -266,6 +309,7 @@ impl TestCluster {
             agreed
         })
         .await
+        .with_context(|| self.log_tails(20))
     }
 
     /// Waits until the leader has replicated its whole log to every running node.

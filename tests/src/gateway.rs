@@ -61,6 +61,9 @@ impl GatewayCluster {
         for (i, w) in weights.iter().enumerate() {
             let sim = Kubesim::start(&bins.kubesim, dir.path(), CLUSTER_IDS[i], tls, kubesim_args).await?;
             clusters.push_str(&sim.cluster_yaml(*w));
+            if let Some(ttl) = opts.app_ttl_seconds {
+                clusters.push_str(&format!("    ttlSeconds: {ttl}\n"));
+            }
             sims.push(sim);
         }
         opts.extra_yaml = format!("{}{}", gateway_yaml(&clusters, &Users::hash()), opts.extra_yaml);

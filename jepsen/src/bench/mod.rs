@@ -54,6 +54,12 @@ pub struct BenchArgs {
     /// in 1.3-2.3 s, so status updates flow during the measurements as in production.
     #[arg(long, default_value_t = 0.1)]
     pub time_scale: f64,
+    /// `ttlSeconds` of the clusters (kubesim's scaled seconds; 0: applications are never
+    /// deleted). The operator deletes finished applications after it, as production clusters
+    /// are configured to, while the gateway keeps their records; without it each kubesim holds
+    /// every application with its pods and logs, and a large fill does not fit in memory.
+    #[arg(long, default_value_t = 60)]
+    pub app_ttl_seconds: u32,
     /// Do not draw the PNG plots (they need python3 with matplotlib, installed into a venv
     /// under `target/` on first use).
     #[arg(long)]
@@ -164,6 +170,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         heartbeat_ms: None,
         election_min_ms: None,
         election_max_ms: None,
+        app_ttl_seconds: (args.app_ttl_seconds > 0).then_some(args.app_ttl_seconds),
         ..ClusterOptions::default()
     };
     let mut g = GatewayCluster::start_with(bins, &[50, 50], false, &["--time-scale", &time_scale], opts).await?;

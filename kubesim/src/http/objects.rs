@@ -72,6 +72,9 @@ pub(crate) async fn list(sim: Sim, res: Resource, ns: Option<String>, q: ListQue
 
 async fn list_inner(sim: Sim, res: Resource, ns: Option<String>, q: ListQuery, h: HeaderMap) -> KubeResult<Response> {
     let (labels, fields) = selectors(&q)?;
+    if res == Resource::Event {
+        sim.expire_events();
+    }
     if flag(&q.watch) {
         return Ok(watch::serve(sim, res, ns, labels, fields, &q));
     }
@@ -119,6 +122,9 @@ async fn list_inner(sim: Sim, res: Resource, ns: Option<String>, q: ListQuery, h
 }
 
 pub(crate) fn get(sim: Sim, res: Resource, ns: String, name: String, h: HeaderMap) -> Response {
+    if res == Resource::Event {
+        sim.expire_events();
+    }
     match sim.store().get(&key(res, &ns, &name)) {
         None => KubeError::not_found(res, &name).into_response(),
         Some(o) if wants_table(&h) => {
@@ -440,8 +446,12 @@ pub(crate) fn delete(sim: Sim, res: Resource, ns: String, name: String, q: Write
     if policy == "Foreground" {
         shown["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
     }
-    if res == Resource::SparkApplication && policy != "Orphan" {
-        operator::remove_pods_of(&sim, &ns, &name);
+    if res == Resource::SparkApplication {
+        if policy == "Orphan" {
+            sim.take_pods_of(&ns, &name);
+        } else {
+            operator::remove_pods_of(&sim, &ns, &name);
+        }
     }
     if res == Resource::Pod {
         sim.inner.logs.remove(&ns, &name);

@@ -1,0 +1,108 @@
+//! Proposal batching: concurrent writes share one log entry.
+//!
+//! openraft 0.9 appends each `client_write` as its own entry and waits for that append's flush
+//! before it takes the next message, so a leader that proposes every command alone commits at
+//! most one command per fsync. Here writes queue for a proposer task that keeps at most
+//! [`IN_FLIGHT`] proposals open: an idle node proposes a write at once, as before, while under
+//! load the writes that arrive during a proposal go out together as one [`Command::Batch`],
+//! one append and one fsync on each node. Apply runs a batch's commands in order in one
+//! transaction, exactly as it would run them as consecutive entries, and each caller gets its
+//! own command's response.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::facade::{WriteError, leader_from};
+use crate::model::{Command, Response};
+use crate::typ::Raft;
+
+/// Proposals open at once. More than one keeps the pipeline to the followers full; few keep
+/// the batches large under load.
+const IN_FLIGHT: usize = 4;
+/// Commands in one entry at most (an entry is replicated and applied as a whole).
+const MAX_BATCH: usize = 128;
+
+type Reply = oneshot::Sender<Result<Response, WriteError>>;
+
+/// The sending side; dropping every clone ends the proposer.
+#[derive(Clone, Debug)]
+pub(crate) struct Proposer {
+    tx: mpsc::UnboundedSender<(Command, Reply)>,
+}
+
+impl Proposer {
+    /// Starts the proposer task for `raft`; each proposal waits at most `timeout`.
+    pub(crate) fn start(raft: Raft, timeout: Duration) -> Proposer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, rx, timeout));
+        Proposer { tx }
+    }
+
+    /// Queues `cmd` and waits for its response.
+    pub(crate) async fn write(&self, cmd: Command) -> Result<Response, WriteError> {
+        let (reply, response) = oneshot::channel();
+        self.tx.send((cmd, reply)).map_err(|_| WriteError::Unknown("the node is shutting down".into()))?;
+        response.await.unwrap_or_else(|_| Err(WriteError::Unknown("the proposer stopped".into())))
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Reply)>, timeout: Duration) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Waiting for a free slot before draining is what lets a backlog form into one batch.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch, timeout).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Proposes the commands as one entry (a lone command as itself) and answers every caller.
+async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>, timeout: Duration) {
+    let single = batch.len() == 1;
+    let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.drain(..).unzip();
+    let cmd = if single { cmds.into_iter().next().expect("one command") } else { Command::Batch(cmds) };
+    let outcome = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
+        Err(_) => Err(WriteError::Unknown(format!("not applied within {timeout:?}"))),
+        Ok(Ok(resp)) => Ok(resp.data),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            Err(WriteError::NotLeader { leader: leader_from(f.leader_id, f.leader_node) })
+        }
+        Ok(Err(e)) => Err(WriteError::Unknown(e.to_string())),
+    };
+    match outcome {
+        Ok(response) if single => {
+            let _ = replies.into_iter().next().expect("one reply").send(Ok(response));
+        }
+        Ok(Response::Batch(responses)) if responses.len() == replies.len() => {
+            for (reply, response) in replies.into_iter().zip(responses) {
+                let _ = reply.send(Ok(response));
+            }
+        }
+        Ok(other) => {
+            // Apply answers a batch with one response per command; anything else is a bug,
+            // and the commands' outcome cannot be told apart.
+            tracing::error!(response = ?other, "a batch was answered with something else than one response per command");
+            for reply in replies {
+                let _ = reply.send(Err(WriteError::Unknown("the batch's response did not match it".into())));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
