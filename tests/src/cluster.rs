@@ -30,6 +30,8 @@ pub struct ClusterOptions {
     /// `ttlSeconds` of the Spark clusters a `GatewayCluster` configures: finished
     /// SparkApplications are deleted that long after they end.
     pub app_ttl_seconds: Option<u32>,
+    /// `raft.storeCacheBytes` (sled's page cache); `None` leaves the product default.
+    pub store_cache_bytes: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -45,6 +47,7 @@ impl Default for ClusterOptions {
             logs_kept_after_snapshot: 1000,
             extra_yaml: String::new(),
             app_ttl_seconds: None,
+            store_cache_bytes: None,
         }
     }
 }
@@ -144,6 +147,7 @@ impl TestCluster {
             ("heartbeatMillis", opts.heartbeat_ms),
             ("electionTimeoutMinMillis", opts.election_min_ms),
             ("electionTimeoutMaxMillis", opts.election_max_ms),
+            ("storeCacheBytes", opts.store_cache_bytes),
         ] {
             if let Some(v) = value {
                 writeln!(timing, "  {key}: {v}")?;

@@ -60,6 +60,9 @@ pub struct BenchArgs {
     /// every application with its pods and logs, and a large fill does not fit in memory.
     #[arg(long, default_value_t = 60)]
     pub app_ttl_seconds: u32,
+    /// sled's page cache per node, MiB (default: the product default).
+    #[arg(long)]
+    pub store_cache_mib: Option<u64>,
     /// Do not draw the PNG plots (they need python3 with matplotlib, installed into a venv
     /// under `target/` on first use).
     #[arg(long)]
@@ -171,6 +174,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         election_min_ms: None,
         election_max_ms: None,
         app_ttl_seconds: (args.app_ttl_seconds > 0).then_some(args.app_ttl_seconds),
+        store_cache_bytes: args.store_cache_mib.map(|m| m << 20),
         ..ClusterOptions::default()
     };
     let mut g = GatewayCluster::start_with(bins, &[50, 50], false, &["--time-scale", &time_scale], opts).await?;
