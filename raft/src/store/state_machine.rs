@@ -242,9 +242,11 @@ async fn blocking<T: Send + 'static>(
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let _applies_held_off = self.inner.lock.lock().await;
+        let started = std::time::Instant::now();
         let sm = self.clone();
         let (meta, path) = blocking(move || sm.build_snapshot_blocking()).await?;
-        tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
+        // Applies waited this long: worth seeing when a large state makes it grow.
+        tracing::info!(snapshot = %meta.snapshot_id, applies_held_ms = started.elapsed().as_millis() as u64, "built snapshot");
         let file = SnapshotFile::open(path).await.map_err(snapshot_err)?;
         Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
