@@ -13,6 +13,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save(fig, ax, path, grid_axis="both"):
+    """Legend, grid and layout shared by every plot, then the PNG."""
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis=grid_axis)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def throughput(r, out):
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = r["saturation"]
@@ -27,10 +35,7 @@ def throughput(r, out):
     ax.set_xlabel("concurrent clients (closed loop)")
     ax.set_ylabel("acknowledged per second")
     ax.set_title("Throughput, 3 nodes on one 2-core machine")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png", dpi=110)
+    save(fig, ax, out / "throughput.png")
 
 
 def latency(r, out):
@@ -45,10 +50,7 @@ def latency(r, out):
     ax.set_xticks([j + width / 2 for j in range(len(labels))], ["p50", "p90", "p99", "p99.9"])
     ax.set_ylabel("submit latency, ms (from scheduled send)")
     ax.set_title("Submit latency, open loop")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=110)
+    save(fig, ax, out / "latency.png", grid_axis="y")
 
 
 def failover(r, out):
@@ -64,10 +66,7 @@ def failover(r, out):
     ax.set_ylabel("seconds to first ack")
     ax.set_ylim(bottom=0)
     ax.set_title("Leader SIGKILL to the first acknowledged submission")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "failover.png", dpi=110)
+    save(fig, ax, out / "failover.png")
 
 
 def memory(r, out):
@@ -84,10 +83,7 @@ def memory(r, out):
     ax.set_ylabel("resident memory, MiB")
     ax.set_ylim(bottom=0)
     ax.set_title("Resident memory per node")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "memory.png", dpi=110)
+    save(fig, ax, out / "memory.png")
 
 
 def main():

@@ -116,7 +116,8 @@ impl Sim {
     /// Records that the event at `key`, just created, expires after the configured TTL, and
     /// deletes the events whose TTL has passed.
     pub(crate) fn event_recorded(&self, key: Key) {
-        let expires = Instant::now() + self.operator_config().real(self.operator_config().event_ttl_ms);
+        let config = self.operator_config();
+        let expires = Instant::now() + config.real(config.event_ttl_ms);
         self.inner.event_expiry.lock().expect("event expiry lock").push_back((expires, key));
         self.expire_events();
     }

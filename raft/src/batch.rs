@@ -70,9 +70,9 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Reply)>, time
 }
 
 /// Proposes the commands as one entry (a lone command as itself) and answers every caller.
-async fn propose(raft: &Raft, mut batch: Vec<(Command, Reply)>, timeout: Duration) {
+async fn propose(raft: &Raft, batch: Vec<(Command, Reply)>, timeout: Duration) {
     let single = batch.len() == 1;
-    let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.drain(..).unzip();
+    let (cmds, replies): (Vec<Command>, Vec<Reply>) = batch.into_iter().unzip();
     let cmd = if single { cmds.into_iter().next().expect("one command") } else { Command::Batch(cmds) };
     let outcome = match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
         Err(_) => Err(WriteError::Unknown(format!("not applied within {timeout:?}"))),

@@ -106,12 +106,27 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port in {low}..{high}")
 }
 
-/// The first port of the kernel's ephemeral range (32768 if it cannot be read).
+/// The first port of the kernel's ephemeral range (32768 if it cannot be read), read once.
 fn ephemeral_range_start() -> u32 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32_768)
+    static START: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32_768)
+    })
+}
+
+/// Spawns `cmd` with stdin closed and stdout and stderr appended to `log`; the process is
+/// killed when its handle is dropped.
+pub fn spawn_logged(cmd: &mut Command, log: std::fs::File) -> anyhow::Result<Child> {
+    let program = PathBuf::from(cmd.as_std().get_program());
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))
 }
 
 impl TestCluster {
@@ -222,17 +237,14 @@ impl TestCluster {
         let node = &mut self.nodes[id as usize];
         anyhow::ensure!(node.child.is_none(), "node {id} is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log)?;
-        let child = Command::new(&self.bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&node.config)
-            .env("RUST_LOG", "info,openraft=warn,sled=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", self.bin.display()))?;
+        let child = spawn_logged(
+            Command::new(&self.bin)
+                .arg("serve")
+                .arg("--config")
+                .arg(&node.config)
+                .env("RUST_LOG", "info,openraft=warn,sled=warn"),
+            log,
+        )?;
         node.child = Some(child);
         Ok(())
     }

@@ -2,14 +2,12 @@
 //! faults, kill it.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::cluster::free_port;
+use crate::cluster::{free_port, spawn_logged};
 use crate::wait;
 
 /// Namespace the tests' clusters run Spark applications in.
@@ -39,13 +37,7 @@ impl Kubesim {
         if let Some(ca) = &ca {
             cmd.arg("--self-signed").arg("--write-ca").arg(ca);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child = spawn_logged(&mut cmd, log)?;
         let scheme = if tls { "https" } else { "http" };
         let sim = Kubesim {
             id: id.to_owned(),

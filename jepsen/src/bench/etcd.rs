@@ -2,11 +2,10 @@
 //! `Put` is one Raft commit, fsynced on a quorum, like each of a submission's commits.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use bpg_tests::cluster::free_port;
+use bpg_tests::cluster::{free_port, spawn_logged};
 use tokio::process::{Child, Command};
 
 pub(super) struct Etcd {
@@ -38,20 +37,17 @@ impl Etcd {
             let log = std::fs::File::create(dir.join(format!("etcd-{i}.log")))?;
             let client_url = format!("http://127.0.0.1:{client}");
             let peer_url = format!("http://127.0.0.1:{peer}");
-            let child = Command::new(bin)
-                .args(["--name", &format!("e{i}")])
-                .arg("--data-dir")
-                .arg(&data)
-                .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &initial, "--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", "bpg-bench", "--log-level", "warn"])
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting {}", bin.display()))?;
+            let child = spawn_logged(
+                Command::new(bin)
+                    .args(["--name", &format!("e{i}")])
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+                    .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+                    .args(["--initial-cluster", &initial, "--initial-cluster-state", "new"])
+                    .args(["--initial-cluster-token", "bpg-bench", "--log-level", "warn"]),
+                log,
+            )?;
             members.push(child);
             client_urls.push(client_url);
         }
