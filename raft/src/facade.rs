@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::batch::Proposer;
 use crate::model::{Command, Response};
 use crate::network::NetworkFactory;
-use crate::store::{StateMachine, StateReader, Store};
+use crate::store::{SnapshotPacing, StateMachine, StateReader, Store};
 use crate::typ::{NodeId, NodeInfo, Raft};
 
 /// Timing and compaction settings of one node.
@@ -32,7 +32,9 @@ pub struct RaftSettings {
     /// Election timeout range. Default 400–800 ms.
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
-    /// Build a snapshot after this many log entries since the last one. Default 5000.
+    /// Build a snapshot once this many log entries follow the last one *and* the log written
+    /// since has reached a quarter of the last snapshot's size (so that a large state is not
+    /// rewritten every few seconds). Default 5000.
     pub snapshot_every_logs: u64,
     /// Log entries kept behind a snapshot, so slow followers catch up without one. Default 1000.
     pub logs_kept_after_snapshot: u64,
@@ -165,6 +167,35 @@ pub struct RaftStatus {
     pub jobs: usize,
 }
 
+/// Starts a snapshot build whenever one is due: at least `every_logs` entries applied since the
+/// last snapshot and enough log written since (see `store::pacing`). Stops with Raft.
+fn pace_snapshots(raft: Raft, pacing: Arc<SnapshotPacing>, every_logs: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (state, applied, snapshot) = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                (m.state, m.last_applied.map(|l| l.index), m.snapshot.map(|l| l.index))
+            };
+            if state == ServerState::Shutdown {
+                break;
+            }
+            let since = match (applied, snapshot) {
+                (Some(a), Some(s)) => a.saturating_sub(s),
+                (Some(a), None) => a + 1,
+                (None, _) => 0,
+            };
+            // openraft ignores a trigger while a build is running.
+            if since >= every_logs && pacing.log_outweighs_snapshot() && raft.trigger().snapshot().await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
 fn leader_of(raft: &Raft) -> Option<LeaderInfo> {
     let metrics = raft.metrics().borrow().clone();
     let id = metrics.current_leader?;
@@ -190,16 +221,18 @@ impl RaftNode {
             election_timeout_min: settings.election_timeout_min.as_millis() as u64,
             election_timeout_max: settings.election_timeout_max.as_millis() as u64,
             install_snapshot_timeout: settings.install_snapshot_timeout.as_millis() as u64,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every_logs),
+            // Builds are started by `pace_snapshots` instead.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             ..Default::default()
         }
         .validate()
         .map_err(|e| StartError::Settings(e.to_string()))?;
-        let Store { log, state_machine, reader } = store;
+        let Store { log, state_machine, reader, pacing } = store;
         let raft = Raft::new(id, Arc::new(config), network, log, state_machine.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
+        pace_snapshots(raft.clone(), pacing, settings.snapshot_every_logs);
         let proposer = Proposer::start(raft.clone(), settings.write_timeout);
         Ok(RaftNode {
             inner: Arc::new(Inner {

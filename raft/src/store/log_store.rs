@@ -1,9 +1,11 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageIOError};
 
+use super::SnapshotPacing;
 use super::keys::{COMMITTED, LAST_PURGED, VOTE, decode, encode, log_key};
 use crate::typ::{Entry, LogId, StorageError, TypeConfig, Vote};
 
@@ -13,6 +15,7 @@ pub(crate) struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    pacing: Arc<SnapshotPacing>,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -22,8 +25,8 @@ impl std::fmt::Debug for LogStore {
 }
 
 impl LogStore {
-    pub(crate) fn new(db: sled::Db, log: sled::Tree, meta: sled::Tree) -> Self {
-        LogStore { db, log, meta }
+    pub(crate) fn new(db: sled::Db, log: sled::Tree, meta: sled::Tree, pacing: Arc<SnapshotPacing>) -> Self {
+        LogStore { db, log, meta, pacing }
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -115,7 +118,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            batch.insert(&log_key(entry.log_id.index), encode(&entry));
+            let bytes = encode(&entry);
+            self.pacing.appended(bytes.len() as u64);
+            batch.insert(&log_key(entry.log_id.index), bytes);
         }
         self.log.apply_batch(batch).map_err(write_err)?;
         // The entries are readable now; they are acknowledged only once on disk.

@@ -5,8 +5,8 @@
 //! rules (tech-notes §1–2): every Raft write — vote, append before its callback, truncate, purge —
 //! ends with `Db::flush()` run in `spawn_blocking` (never `flush_async`, which deadlocks); each
 //! apply batch is one multi-tree transaction that also writes `last_applied`, then a flush;
-//! snapshots are built while the state-machine lock is held; `last_purged` is persisted before
-//! any entry is deleted.
+//! a snapshot captures the state at one apply boundary, read while applies go on
+//! (`pre_images`); `last_purged` is persisted before any entry is deleted.
 
 // openraft's storage traits fix `StorageError` (over 200 bytes) as the error type; the helpers
 // feeding them return it too rather than convert at every call.
@@ -14,14 +14,18 @@
 
 mod keys;
 mod log_store;
+mod pacing;
+mod pre_images;
 mod reader;
 mod snapshot;
 mod state_machine;
 mod tx_state;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub(crate) use log_store::LogStore;
+pub(crate) use pacing::SnapshotPacing;
 pub use reader::StateReader;
 pub use snapshot::SnapshotFile;
 pub(crate) use state_machine::StateMachine;
@@ -61,6 +65,7 @@ pub struct Store {
     pub(crate) log: LogStore,
     pub(crate) state_machine: StateMachine,
     pub(crate) reader: StateReader,
+    pub(crate) pacing: Arc<SnapshotPacing>,
 }
 
 impl Store {
@@ -72,14 +77,15 @@ impl Store {
         let db =
             sled::Config::new().path(&db_path).cache_capacity(options.cache_capacity_bytes).open().map_err(sled_err)?;
         let open_tree = |name: &str| db.open_tree(name).map_err(sled_err);
-        let log = LogStore::new(db.clone(), open_tree(keys::LOG)?, open_tree(keys::RAFT_META)?);
+        let pacing = Arc::new(SnapshotPacing::default());
+        let log = LogStore::new(db.clone(), open_tree(keys::LOG)?, open_tree(keys::RAFT_META)?, pacing.clone());
         let sm_trees = keys::SM_TREES.iter().map(|name| open_tree(name)).collect::<Result<Vec<_>, _>>()?;
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)
             .map_err(|source| StoreError::Io { path: snapshot_dir.clone(), source })?;
-        let state_machine = StateMachine::open(db, sm_trees.clone(), snapshot_dir)?;
+        let state_machine = StateMachine::open(db, sm_trees.clone(), snapshot_dir, pacing.clone())?;
         let reader = StateReader::new(sm_trees);
-        Ok(Store { log, state_machine, reader })
+        Ok(Store { log, state_machine, reader, pacing })
     }
 }
 

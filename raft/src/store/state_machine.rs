@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -7,7 +8,9 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
+use super::SnapshotPacing;
 use super::keys::{CURRENT_SNAPSHOT, INSTALLING, LAST_APPLIED, MEMBERSHIP, T_SM_META, decode, encode};
+use super::pre_images::PreImages;
 use super::snapshot::{self, SnapshotFile, SnapshotWriter};
 use super::tx_state::TxState;
 use super::{StoreError, flush};
@@ -16,8 +19,9 @@ use crate::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembe
 
 /// The state machine in sled: every apply batch is one transaction with `last_applied`.
 ///
-/// Cheap to clone; the clone openraft uses as snapshot builder shares the `lock` that keeps
-/// applies out while a snapshot is read (sled iteration is not snapshot-isolated).
+/// Cheap to clone; the clone openraft uses as snapshot builder shares the locks and the
+/// [`PreImages`] through which a build reads the state as of one apply boundary while applies
+/// go on (sled iteration is not snapshot-isolated).
 #[derive(Clone)]
 pub(crate) struct StateMachine {
     inner: Arc<Inner>,
@@ -28,8 +32,13 @@ struct Inner {
     /// In `keys::SM_TREES` order.
     trees: Vec<sled::Tree>,
     snapshot_dir: PathBuf,
-    /// Held by apply, snapshot build and snapshot install.
+    /// Held by apply, snapshot install, and a snapshot build while it freezes.
     lock: tokio::sync::Mutex<()>,
+    /// Held by a snapshot build and a snapshot install: one at a time.
+    snapshot_lock: tokio::sync::Mutex<()>,
+    /// The values a running build needs that applies have since overwritten.
+    pre_images: PreImages,
+    pacing: Arc<SnapshotPacing>,
 }
 
 impl std::fmt::Debug for StateMachine {
@@ -56,6 +65,9 @@ fn snapshot_err(e: impl ToString) -> StorageError {
     StorageIOError::write_snapshot(None, openraft::AnyError::error(e.to_string())).into()
 }
 
+/// `(tree, key)` of the records a build wrote from pre-images.
+type Seen = HashSet<(u8, sled::IVec)>;
+
 fn snapshot_path(dir: &Path, snapshot_id: &str) -> PathBuf {
     dir.join(format!("{snapshot_id}.snap"))
 }
@@ -66,8 +78,23 @@ fn unique_suffix() -> String {
 }
 
 impl StateMachine {
-    pub(crate) fn open(db: sled::Db, trees: Vec<sled::Tree>, snapshot_dir: PathBuf) -> Result<Self, StoreError> {
-        let sm = StateMachine { inner: Arc::new(Inner { db, trees, snapshot_dir, lock: tokio::sync::Mutex::new(()) }) };
+    pub(crate) fn open(
+        db: sled::Db,
+        trees: Vec<sled::Tree>,
+        snapshot_dir: PathBuf,
+        pacing: Arc<SnapshotPacing>,
+    ) -> Result<Self, StoreError> {
+        let sm = StateMachine {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                snapshot_dir,
+                lock: tokio::sync::Mutex::new(()),
+                snapshot_lock: tokio::sync::Mutex::new(()),
+                pre_images: PreImages::default(),
+                pacing,
+            }),
+        };
         let meta_tree = &sm.inner.trees[T_SM_META];
         let sled_err = |source| StoreError::Sled { path: sm.inner.snapshot_dir.clone(), source };
         if meta_tree.contains_key(INSTALLING).map_err(sled_err)? {
@@ -82,6 +109,10 @@ impl StateMachine {
             sm.load_snapshot_blocking(&meta, &path)?;
         }
         sm.remove_stale_files(None);
+        if let Ok(Some(meta)) = sm.current_snapshot_meta() {
+            let path = snapshot_path(&sm.inner.snapshot_dir, &meta.snapshot_id);
+            sm.inner.pacing.snapshot_is(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
+        }
         Ok(sm)
     }
 
@@ -110,7 +141,7 @@ impl StateMachine {
         let inner = &self.inner;
         let responses = inner.trees[..]
             .transaction(|tx| {
-                let mut state = TxState { trees: tx };
+                let mut state = TxState { trees: tx, pre_images: &inner.pre_images };
                 let mut out = Vec::with_capacity(entries.len());
                 for entry in &entries {
                     match &entry.payload {
@@ -132,32 +163,77 @@ impl StateMachine {
         Ok(responses)
     }
 
-    fn build_snapshot_blocking(&self) -> Result<(SnapshotMeta, PathBuf), StorageError> {
-        let inner = &self.inner;
-        let (last_log_id, last_membership) = self.applied_state_blocking()?;
-        let snapshot_id = match last_log_id {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, unique_suffix()),
-            None => format!("empty-{}", unique_suffix()),
-        };
-        let partial = inner.snapshot_dir.join(format!("building-{snapshot_id}.part"));
-        let mut writer = SnapshotWriter::create(&partial).map_err(snapshot_err)?;
-        for (i, tree) in inner.trees.iter().enumerate().filter(|(i, _)| *i != T_SM_META) {
-            for item in tree.iter() {
-                let (k, v) = item.map_err(snapshot_err)?;
-                writer.record(i as u8, &k, &v).map_err(snapshot_err)?;
+    /// Marks the apply boundary a snapshot will capture: applies are held off only for this.
+    /// Returns the applied state there; every build that froze must write (or thaw).
+    pub(super) async fn freeze_for_snapshot(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let _applies_held_off = self.inner.lock.lock().await;
+        let applied = self.applied_state_blocking()?;
+        self.inner.pre_images.freeze();
+        self.inner.pacing.snapshot_started();
+        Ok(applied)
+    }
+
+    /// Writes the state as of the freeze to a snapshot file and makes it the current snapshot.
+    pub(super) fn write_snapshot_blocking(
+        &self,
+        (last_log_id, last_membership): (Option<LogId>, StoredMembership),
+    ) -> Result<(SnapshotMeta, PathBuf, u64), StorageError> {
+        // Recording stops whether or not the iteration succeeded.
+        let iterated = self.write_frozen_state(last_log_id);
+        let images = self.inner.pre_images.thaw();
+        let (mut writer, snapshot_id, mut seen) = iterated?;
+        // Keys present at the freeze and deleted before the iteration reached them.
+        for ((tree, key), image) in images {
+            if let Some(value) = image
+                && usize::from(tree) != T_SM_META
+                && !seen.remove(&(tree, key.clone()))
+            {
+                writer.record(tree, &key, &value).map_err(snapshot_err)?;
             }
         }
+        let records = writer.records();
+        let partial_path = writer.path().to_path_buf();
         writer.finish().map_err(snapshot_err)?;
+        let inner = &self.inner;
         let path = snapshot_path(&inner.snapshot_dir, &snapshot_id);
-        std::fs::rename(&partial, &path).map_err(snapshot_err)?;
+        std::fs::rename(&partial_path, &path).map_err(snapshot_err)?;
         sync_dir(&inner.snapshot_dir).map_err(snapshot_err)?;
+        inner.pacing.snapshot_is(std::fs::metadata(&path).map_err(snapshot_err)?.len());
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
         inner.trees[T_SM_META]
             .insert(CURRENT_SNAPSHOT, encode(&CurrentSnapshot { meta: meta.clone() }))
             .map_err(snapshot_err)?;
         inner.db.flush().map_err(snapshot_err)?;
         self.remove_stale_files(Some(&path));
-        Ok((meta, path))
+        Ok((meta, path, records))
+    }
+
+    /// Iterates the live trees, writing for each key its value at the freeze. Returns the
+    /// open writer, the snapshot id and the keys written from pre-images.
+    fn write_frozen_state(&self, last_log_id: Option<LogId>) -> Result<(SnapshotWriter, String, Seen), StorageError> {
+        let inner = &self.inner;
+        let snapshot_id = match last_log_id {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, unique_suffix()),
+            None => format!("empty-{}", unique_suffix()),
+        };
+        let partial = inner.snapshot_dir.join(format!("building-{snapshot_id}.part"));
+        let mut writer = SnapshotWriter::create(&partial).map_err(snapshot_err)?;
+        let mut seen = HashSet::new();
+        for (i, tree) in inner.trees.iter().enumerate().filter(|(i, _)| *i != T_SM_META) {
+            for item in tree.iter() {
+                let (k, v) = item.map_err(snapshot_err)?;
+                match inner.pre_images.image_of(i, &k) {
+                    None => writer.record(i as u8, &k, &v).map_err(snapshot_err)?,
+                    Some(Some(image)) => {
+                        writer.record(i as u8, &k, &image).map_err(snapshot_err)?;
+                        seen.insert((i as u8, k));
+                    }
+                    // Created after the freeze.
+                    Some(None) => {}
+                }
+            }
+        }
+        Ok((writer, snapshot_id, seen))
     }
 
     fn applied_state_blocking(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
@@ -241,12 +317,29 @@ async fn blocking<T: Send + 'static>(
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let _applies_held_off = self.inner.lock.lock().await;
+        let _one_at_a_time = self.inner.snapshot_lock.lock().await;
         let started = std::time::Instant::now();
+        let applied = self.freeze_for_snapshot().await;
+        let applies_held = started.elapsed();
         let sm = self.clone();
-        let (meta, path) = blocking(move || sm.build_snapshot_blocking()).await?;
-        // Applies waited this long: worth seeing when a large state makes it grow.
-        tracing::info!(snapshot = %meta.snapshot_id, applies_held_ms = started.elapsed().as_millis() as u64, "built snapshot");
+        let (meta, path, records) = blocking(move || {
+            let applied = match applied {
+                Ok(applied) => applied,
+                Err(e) => {
+                    sm.inner.pre_images.thaw();
+                    return Err(e);
+                }
+            };
+            sm.write_snapshot_blocking(applied)
+        })
+        .await?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            records,
+            build_ms = started.elapsed().as_millis() as u64,
+            applies_held_us = applies_held.as_micros() as u64,
+            "built snapshot"
+        );
         let file = SnapshotFile::open(path).await.map_err(snapshot_err)?;
         Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
@@ -283,6 +376,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotFile>) -> Result<(), StorageError> {
+        let _no_build = self.inner.snapshot_lock.lock().await;
         let _guard = self.inner.lock.lock().await;
         let received = snapshot.finish().await.map_err(snapshot_err)?;
         let sm = self.clone();
@@ -294,6 +388,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 sync_dir(&sm.inner.snapshot_dir).map_err(snapshot_err)?;
             }
             sm.load_snapshot_blocking(&meta, &path).map_err(snapshot_err)?;
+            sm.inner.pacing.snapshot_started();
+            sm.inner.pacing.snapshot_is(std::fs::metadata(&path).map_err(snapshot_err)?.len());
             sm.remove_stale_files(Some(&path));
             tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
             Ok(())

@@ -129,8 +129,22 @@ fn assert_same_state(mem: &MemState, reader: &StateReader) {
 /// Applies the same random commands to the model and to sled (one entry at a time and in
 /// batches), comparing every response and, at the end, the whole state.
 async fn apply_random(sm: &mut StateMachine, mem: &mut MemState, seed: u64, n: u64) -> u64 {
+    apply_random_from(sm, mem, seed, 0, n, |_, _| {}).await
+}
+
+/// [`apply_random`] from log index `first + 1` to `last`, calling `after_batch` with the
+/// model state after each applied batch.
+async fn apply_random_from(
+    sm: &mut StateMachine,
+    mem: &mut MemState,
+    seed: u64,
+    first: u64,
+    last: u64,
+    mut after_batch: impl FnMut(u64, &MemState),
+) -> u64 {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut index = 0;
+    let mut index = first;
+    let n = last;
     while index < n {
         let batch_len = rng.random_range(1..6).min(n - index);
         let mut entries = Vec::new();
@@ -143,8 +157,19 @@ async fn apply_random(sm: &mut StateMachine, mem: &mut MemState, seed: u64, n: u
         }
         let got = sm.apply(entries).await.expect("apply");
         assert_eq!(got, expected, "responses differ at index {index}");
+        after_batch(index, mem);
     }
     index
+}
+
+/// Installs `snapshot` on a fresh store and returns it, to compare with a model.
+async fn installed(snapshot: &mut crate::typ::Snapshot) -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let mut incoming = store.state_machine.begin_receiving_snapshot().await.unwrap();
+    tokio::io::copy(&mut snapshot.snapshot, &mut *incoming).await.unwrap();
+    store.state_machine.install_snapshot(&snapshot.meta, incoming).await.expect("install");
+    (dir, store)
 }
 
 #[tokio::test]
@@ -237,4 +262,59 @@ async fn an_install_cut_short_by_a_crash_is_finished_on_open() {
     }
     let Store { reader, .. } = open(dir.path());
     assert_same_state(&mem, &reader);
+}
+
+/// Applies that land while a build reads the trees change, create and delete the very keys it
+/// reads; the snapshot still holds the state of the apply boundary it claims, and the live
+/// state holds every apply.
+#[tokio::test]
+async fn a_snapshot_is_the_state_at_its_freeze_whatever_applies_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let Store { mut state_machine, reader, .. } = open(dir.path());
+    let mut mem = MemState::default();
+    apply_random(&mut state_machine, &mut mem, 31, 400).await;
+    let at_freeze = mem.clone();
+    let applied = state_machine.freeze_for_snapshot().await.unwrap();
+    // The 12 job ids are all rewritten, removed or re-created many times over.
+    apply_random_from(&mut state_machine, &mut mem, 32, 400, 800, |_, _| {}).await;
+    assert_ne!(mem, at_freeze, "the later applies changed the state");
+    let sm = state_machine.clone();
+    let (meta, path, _) = tokio::task::spawn_blocking(move || sm.write_snapshot_blocking(applied))
+        .await
+        .unwrap()
+        .expect("write snapshot");
+    assert_eq!(meta.last_log_id.map(|l| l.index), Some(400));
+    assert_same_state(&mem, &reader);
+
+    let file = SnapshotFile::open(path).await.unwrap();
+    let mut snapshot = crate::typ::Snapshot { meta, snapshot: Box::new(file) };
+    let (_dst_dir, dst) = installed(&mut snapshot).await;
+    assert_same_state(&at_freeze, &dst.reader);
+}
+
+/// The same, with the build running concurrently with applies as openraft runs it: whatever
+/// boundary the build froze at, the snapshot equals the model there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_built_during_applies_matches_the_model_at_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let Store { mut state_machine, .. } = open(dir.path());
+    let mut mem = MemState::default();
+    let mut history = BTreeMap::new();
+    apply_random_from(&mut state_machine, &mut mem, 41, 0, 300, |i, m| {
+        history.insert(i, m.clone());
+    })
+    .await;
+    let mut builder = state_machine.get_snapshot_builder().await;
+    let build = tokio::spawn(async move { builder.build_snapshot().await });
+    let mut index = 300;
+    while !build.is_finished() || index < 600 {
+        index = apply_random_from(&mut state_machine, &mut mem, index, index, index + 20, |i, m| {
+            history.insert(i, m.clone());
+        })
+        .await;
+    }
+    let mut snapshot = build.await.unwrap().expect("build");
+    let at = snapshot.meta.last_log_id.map(|l| l.index).expect("a non-empty snapshot");
+    let (_dst_dir, dst) = installed(&mut snapshot).await;
+    assert_same_state(&history[&at], &dst.reader);
 }

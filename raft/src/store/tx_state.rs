@@ -1,15 +1,33 @@
 //! [`StateAccess`] over a sled multi-tree transaction, keeping the secondary indexes in step.
 
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
 
 use super::keys::{T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, encode, pair_key};
+use super::pre_images::PreImages;
 use crate::model::{ClusterState, Dispatch, IdempotencyEntry, Job, StateAccess};
 
 pub(crate) type TxError = ConflictableTransactionError<String>;
 
-/// The state-machine trees inside one transaction, in `keys::SM_TREES` order.
+/// The state-machine trees inside one transaction, in `keys::SM_TREES` order. Every write goes
+/// through [`TxState::insert`] or [`TxState::remove`], which tell a running snapshot build the
+/// value being replaced.
 pub(crate) struct TxState<'a> {
     pub(crate) trees: &'a [TransactionalTree],
+    pub(crate) pre_images: &'a PreImages,
+}
+
+impl TxState<'_> {
+    fn insert(&self, tree: usize, key: &[u8], value: &[u8]) -> Result<(), UnabortableTransactionError> {
+        self.pre_images.before_write(tree, key, || self.trees[tree].get(key))?;
+        self.trees[tree].insert(key, value)?;
+        Ok(())
+    }
+
+    fn remove(&self, tree: usize, key: &[u8]) -> Result<(), UnabortableTransactionError> {
+        self.pre_images.before_write(tree, key, || self.trees[tree].get(key))?;
+        self.trees[tree].remove(key)?;
+        Ok(())
+    }
 }
 
 fn get<T: serde::de::DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> Result<Option<T>, TxError> {
@@ -27,23 +45,23 @@ impl StateAccess for TxState<'_> {
     }
 
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
-        self.trees[T_JOBS].insert(job.id.as_bytes(), encode(job))?;
+        self.insert(T_JOBS, job.id.as_bytes(), &encode(job))?;
         // Indexed under the owner and, when different, the user the job runs as.
-        self.trees[T_BY_OWNER].insert(pair_key(&job.owner, &job.id), &[])?;
-        self.trees[T_BY_OWNER].insert(pair_key(&job.proxy_user, &job.id), &[])?;
+        self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
+        self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
         if matches!(job.dispatch, Dispatch::Pending { .. }) && job.deleted_at_ms.is_none() {
-            self.trees[T_PENDING].insert(job.id.as_bytes(), &[])?;
+            self.insert(T_PENDING, job.id.as_bytes(), &[])?;
         } else {
-            self.trees[T_PENDING].remove(job.id.as_bytes())?;
+            self.remove(T_PENDING, job.id.as_bytes())?;
         }
         Ok(())
     }
 
     fn remove_job(&mut self, job: &Job) -> Result<(), TxError> {
-        self.trees[T_JOBS].remove(job.id.as_bytes())?;
-        self.trees[T_BY_OWNER].remove(pair_key(&job.owner, &job.id))?;
-        self.trees[T_BY_OWNER].remove(pair_key(&job.proxy_user, &job.id))?;
-        self.trees[T_PENDING].remove(job.id.as_bytes())?;
+        self.remove(T_JOBS, job.id.as_bytes())?;
+        self.remove(T_BY_OWNER, &pair_key(&job.owner, &job.id))?;
+        self.remove(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id))?;
+        self.remove(T_PENDING, job.id.as_bytes())?;
         Ok(())
     }
 
@@ -52,7 +70,7 @@ impl StateAccess for TxState<'_> {
     }
 
     fn put_cluster(&mut self, id: &str, state: &ClusterState) -> Result<(), TxError> {
-        self.trees[T_CLUSTERS].insert(id.as_bytes(), encode(state))?;
+        self.insert(T_CLUSTERS, id.as_bytes(), &encode(state))?;
         Ok(())
     }
 
@@ -61,12 +79,12 @@ impl StateAccess for TxState<'_> {
     }
 
     fn put_idempotency(&mut self, owner: &str, key: &str, entry: &IdempotencyEntry) -> Result<(), TxError> {
-        self.trees[T_IDEMPOTENCY].insert(pair_key(owner, key), encode(entry))?;
+        self.insert(T_IDEMPOTENCY, &pair_key(owner, key), &encode(entry))?;
         Ok(())
     }
 
     fn remove_idempotency(&mut self, owner: &str, key: &str) -> Result<(), TxError> {
-        self.trees[T_IDEMPOTENCY].remove(pair_key(owner, key))?;
+        self.remove(T_IDEMPOTENCY, &pair_key(owner, key))?;
         Ok(())
     }
 }

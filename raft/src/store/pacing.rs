@@ -1,0 +1,73 @@
+//! What decides when the next snapshot is worth building: how much log has been written since
+//! the last one, against how big that one was.
+//!
+//! A snapshot rewrites the whole state, so building one every fixed number of log entries costs
+//! more and more as the state grows (at a million jobs, hundreds of MB per build). Instead a
+//! build waits until the log written since the previous snapshot reaches a share of that
+//! snapshot's size ([`LOG_SHARE_OF_SNAPSHOT`]): snapshot writes then stay within a fixed
+//! multiple of log writes, whatever the size of the state, and the log a restart replays stays
+//! within a fixed share of the state.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot is due once the log written since the last one is this share of its size.
+pub(crate) const LOG_SHARE_OF_SNAPSHOT: f64 = 0.25;
+
+/// Counters shared by the log store (bytes appended) and the state machine (snapshots made).
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotPacing {
+    /// Bytes of log entries appended since the process started.
+    log_bytes: AtomicU64,
+    /// `log_bytes` when the current snapshot was frozen or installed.
+    log_bytes_at_snapshot: AtomicU64,
+    /// Size of the current snapshot file.
+    snapshot_bytes: AtomicU64,
+}
+
+impl SnapshotPacing {
+    pub(crate) fn appended(&self, bytes: u64) {
+        self.log_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The state as of now is being captured in a snapshot.
+    pub(crate) fn snapshot_started(&self) {
+        self.log_bytes_at_snapshot.store(self.log_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// The current snapshot (built, installed or found at start-up) has this size.
+    pub(crate) fn snapshot_is(&self, bytes: u64) {
+        self.snapshot_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether the log since the last snapshot has reached its share of that snapshot's size.
+    pub(crate) fn log_outweighs_snapshot(&self) -> bool {
+        let since = self.log_bytes.load(Ordering::Relaxed) - self.log_bytes_at_snapshot.load(Ordering::Relaxed);
+        since as f64 >= LOG_SHARE_OF_SNAPSHOT * self.snapshot_bytes.load(Ordering::Relaxed) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_is_due_once_the_log_since_reaches_its_share_of_the_last_one() {
+        let pacing = SnapshotPacing::default();
+        // No snapshot yet: due as soon as there is any log.
+        assert!(pacing.log_outweighs_snapshot());
+        pacing.appended(10_000);
+        pacing.snapshot_started();
+        pacing.snapshot_is(4_000_000);
+        pacing.appended(999_999);
+        assert!(!pacing.log_outweighs_snapshot(), "a quarter of 4 MB is 1 MB");
+        pacing.appended(1);
+        assert!(pacing.log_outweighs_snapshot());
+        // Log appended while the next build reads the state counts toward the one after.
+        pacing.snapshot_started();
+        pacing.appended(500_000);
+        pacing.snapshot_is(4_000_000);
+        assert!(!pacing.log_outweighs_snapshot());
+        pacing.appended(500_000);
+        assert!(pacing.log_outweighs_snapshot());
+    }
+}
