@@ -148,6 +148,9 @@ struct Cli {
     /// Most applications running at once (default: unlimited).
     #[arg(long)]
     capacity: Option<usize>,
+    /// Simulated ms an Event lives (kube-apiserver's `--event-ttl`; default one hour).
+    #[arg(long, default_value_t = 3_600_000)]
+    event_ttl_ms: u64,
     /// Seed of the simulation's randomness.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -234,6 +237,7 @@ pub fn main() -> std::process::ExitCode {
         failure_probability: cli.failure_probability,
         submission_failure_probability: cli.submission_failure_probability,
         capacity: cli.capacity,
+        event_ttl_ms: cli.event_ttl_ms,
         ..OperatorConfig::default()
     };
     if let Err(e) = operator.validate() {

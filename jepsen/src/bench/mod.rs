@@ -60,6 +60,12 @@ pub struct BenchArgs {
     /// every application with its pods and logs, and a large fill does not fit in memory.
     #[arg(long, default_value_t = 60)]
     pub app_ttl_seconds: u32,
+    /// How long kubesim keeps Events, in its scaled seconds. kube-apiserver keeps them an hour
+    /// in etcd; kubesim keeps them in memory as JSON, and at time scale 0.1 an hour is six
+    /// real minutes of a full-rate fill: about half a million Events, 5 GiB per cluster. A
+    /// minute keeps each cluster's memory flat; the gateway never reads Events.
+    #[arg(long, default_value_t = 60)]
+    pub event_ttl_seconds: u64,
     /// sled's page cache per node, MiB (default: the product default).
     #[arg(long)]
     pub store_cache_mib: Option<u64>,
@@ -169,6 +175,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     eprintln!("bench: starting 3 gateway nodes and 2 kubesim clusters");
     let started = Instant::now();
     let time_scale = args.time_scale.to_string();
+    let event_ttl_ms = (args.event_ttl_seconds * 1000).to_string();
     let opts = ClusterOptions {
         heartbeat_ms: None,
         election_min_ms: None,
@@ -177,7 +184,14 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         store_cache_bytes: args.store_cache_mib.map(|m| m << 20),
         ..ClusterOptions::default()
     };
-    let mut g = GatewayCluster::start_with(bins, &[50, 50], false, &["--time-scale", &time_scale], opts).await?;
+    let mut g = GatewayCluster::start_with(
+        bins,
+        &[50, 50],
+        false,
+        &["--time-scale", &time_scale, "--event-ttl-ms", &event_ttl_ms],
+        opts,
+    )
+    .await?;
     let users: Arc<Vec<Client>> = Arc::new(g.nodes.nodes.iter().map(|n| g.user(n.id)).collect());
     for n in 0..3 {
         g.nodes.wait_ready(n).await?;

@@ -64,10 +64,16 @@ impl Filter {
     }
 }
 
+/// One watch event, `{"type":…,"object":…}` and a newline, serialized straight from the
+/// stored object (no copy of it: applications are large and every watcher gets every change).
 fn line(kind: &str, object: &Value) -> Bytes {
-    let mut s = json!({"type": kind, "object": object}).to_string();
-    s.push('\n');
-    Bytes::from(s)
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"type\":");
+    serde_json::to_writer(&mut out, kind).expect("a string serializes");
+    out.extend_from_slice(b",\"object\":");
+    serde_json::to_writer(&mut out, object).expect("a JSON value serializes");
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }
 
 fn bookmark(res: Resource, rv: u64, initial_end: bool) -> Bytes {
