@@ -23,7 +23,7 @@ use crate::typ::Raft;
 /// the batches large under load.
 const IN_FLIGHT: usize = 4;
 /// Commands in one entry at most (an entry is replicated and applied as a whole).
-const MAX_BATCH: usize = 128;
+pub(crate) const MAX_BATCH: usize = 128;
 
 type Reply = oneshot::Sender<Result<Response, WriteError>>;
 

@@ -167,6 +167,15 @@ pub struct RaftStatus {
     pub jobs: usize,
 }
 
+/// Most log entries in one AppendEntries. openraft 0.9 gives every AppendEntries the
+/// heartbeat interval (100 ms) to be answered, and a batched entry holds up to
+/// [`crate::batch::MAX_BATCH`] commands (~70 KB); its default of 300 entries made the first AppendEntries
+/// of a new leader to a lagging follower up to ~20 MB, which cannot be answered within 100 ms
+/// on a loaded machine and is resent as large each time: the likely cause of the benchmark's
+/// fill losing its leader for 30 s at ~620,000 jobs, when each new leader's first
+/// AppendEntries timed out. 16 entries stay near 1 MB.
+const MAX_PAYLOAD_ENTRIES: u64 = 16;
+
 /// Starts a snapshot build whenever one is due: at least `every_logs` entries applied since the
 /// last snapshot and enough log written since (see `store::pacing`). Stops with Raft.
 fn pace_snapshots(raft: Raft, pacing: Arc<SnapshotPacing>, every_logs: u64) {
@@ -224,6 +233,7 @@ impl RaftNode {
             // Builds are started by `pace_snapshots` instead.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             ..Default::default()
         }
         .validate()
