@@ -169,11 +169,11 @@ pub struct RaftStatus {
 
 /// Most log entries in one AppendEntries. openraft 0.9 gives every AppendEntries the
 /// heartbeat interval (100 ms) to be answered, and a batched entry holds up to
-/// [`crate::batch::MAX_BATCH`] commands (~70 KB); its default of 300 entries made the first AppendEntries
-/// of a new leader to a lagging follower up to ~20 MB, which cannot be answered within 100 ms
-/// on a loaded machine and is resent as large each time: the likely cause of the benchmark's
-/// fill losing its leader for 30 s at ~620,000 jobs, when each new leader's first
-/// AppendEntries timed out. 16 entries stay near 1 MB.
+/// [`crate::batch::MAX_BATCH`] commands (~70 KB); openraft's default of 300 entries made the
+/// first AppendEntries of a new leader to a lagging follower up to ~20 MB, which cannot be
+/// answered within 100 ms on a loaded machine and is resent as large each time: the likely
+/// cause of the benchmark's fill losing its leader for 30 s at ~620,000 jobs, when each new
+/// leader's first AppendEntries timed out. 16 entries stay near 1 MB.
 const MAX_PAYLOAD_ENTRIES: u64 = 16;
 
 /// Starts a snapshot build whenever one is due: at least `every_logs` entries applied since the

@@ -3,14 +3,15 @@
 //! sled iteration is not snapshot-isolated, and reading a large state takes seconds. Instead of
 //! holding applies off for that long, a build *freezes* the state at an apply boundary: from then
 //! on, every apply records the value a key had at the freeze (its pre-image) before it first
-//! writes that key. The build reads the live trees and, for every key recorded, uses the
-//! pre-image instead; keys that existed at the freeze but were deleted before the iteration
-//! reached them are emitted from their pre-images at the end. Applies only pay one extra read
-//! per key they touch while a build runs.
+//! writes that key. The build writes the live value of every key with no pre-image, then every
+//! pre-image (which also covers keys deleted before the iteration reached them). Applies only
+//! pay one extra read per key they touch while a build runs.
 //!
 //! Why a live read is safe: an apply records a pre-image before its transaction commits. So
 //! when the builder reads a value written after the freeze, the pre-image of that key is
-//! already recorded, and the builder (which looks it up after the read) finds it.
+//! already recorded, and the builder (which looks it up after the read) skips the live value.
+//! A key read live before its first write since the freeze is written twice, both times with
+//! its freeze-time value; installing it twice gives the same state.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -55,15 +56,11 @@ impl PreImages {
         Ok(())
     }
 
-    /// The freeze-time value of a key the builder just read live: `Some(image)` if the key was
-    /// written since the freeze, `None` if the live value is the freeze-time one.
-    pub(crate) fn image_of(&self, tree: usize, key: &IVec) -> Option<Option<IVec>> {
+    /// Whether a key the builder just read live was written since the freeze (so that its
+    /// live value is not the freeze-time one, which [`PreImages::thaw`] returns instead).
+    pub(crate) fn written_since_freeze(&self, tree: usize, key: &IVec) -> bool {
         let guard = self.lock();
-        let images = guard.as_ref()?;
-        if images.is_empty() {
-            return None;
-        }
-        images.get(&(tree as u8, key.clone())).cloned()
+        guard.as_ref().is_some_and(|images| !images.is_empty() && images.contains_key(&(tree as u8, key.clone())))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Images>> {

@@ -87,11 +87,6 @@ impl SnapshotWriter {
         &self.path
     }
 
-    /// Records written so far.
-    pub(crate) fn records(&self) -> u64 {
-        self.count
-    }
-
     pub(crate) fn record(&mut self, tree: u8, key: &[u8], value: &[u8]) -> io::Result<()> {
         debug_assert!(tree != END);
         self.out.write_all(&[tree])?;
@@ -103,12 +98,13 @@ impl SnapshotWriter {
         Ok(())
     }
 
-    /// Writes the end marker and fsyncs.
-    pub(crate) fn finish(mut self) -> io::Result<()> {
+    /// Writes the end marker and fsyncs; returns the number of records.
+    pub(crate) fn finish(mut self) -> io::Result<u64> {
         self.out.write_all(&[END])?;
         self.out.write_all(&self.count.to_le_bytes())?;
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
+        file.sync_all()?;
+        Ok(self.count)
     }
 }
 

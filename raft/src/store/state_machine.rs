@@ -1,4 +1,3 @@
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -64,9 +63,6 @@ fn sm_read_err(e: impl ToString) -> StorageError {
 fn snapshot_err(e: impl ToString) -> StorageError {
     StorageIOError::write_snapshot(None, openraft::AnyError::error(e.to_string())).into()
 }
-
-/// `(tree, key)` of the records a build wrote from pre-images.
-type Seen = HashSet<(u8, sled::IVec)>;
 
 fn snapshot_path(dir: &Path, snapshot_id: &str) -> PathBuf {
     dir.join(format!("{snapshot_id}.snap"))
@@ -164,7 +160,8 @@ impl StateMachine {
     }
 
     /// Marks the apply boundary a snapshot will capture: applies are held off only for this.
-    /// Returns the applied state there; every build that froze must write (or thaw).
+    /// Returns the applied state there; after `Ok`, the build must call
+    /// [`StateMachine::write_snapshot_blocking`], which ends the freeze.
     pub(super) async fn freeze_for_snapshot(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         let _applies_held_off = self.inner.lock.lock().await;
         let applied = self.applied_state_blocking()?;
@@ -179,21 +176,18 @@ impl StateMachine {
         (last_log_id, last_membership): (Option<LogId>, StoredMembership),
     ) -> Result<(SnapshotMeta, PathBuf, u64), StorageError> {
         // Recording stops whether or not the iteration succeeded.
-        let iterated = self.write_frozen_state(last_log_id);
+        let iterated = self.write_live_state(last_log_id);
         let images = self.inner.pre_images.thaw();
-        let (mut writer, snapshot_id, mut seen) = iterated?;
-        // Keys present at the freeze and deleted before the iteration reached them.
+        let (mut writer, snapshot_id) = iterated?;
         for ((tree, key), image) in images {
             if let Some(value) = image
                 && usize::from(tree) != T_SM_META
-                && !seen.remove(&(tree, key.clone()))
             {
                 writer.record(tree, &key, &value).map_err(snapshot_err)?;
             }
         }
-        let records = writer.records();
         let partial_path = writer.path().to_path_buf();
-        writer.finish().map_err(snapshot_err)?;
+        let records = writer.finish().map_err(snapshot_err)?;
         let inner = &self.inner;
         let path = snapshot_path(&inner.snapshot_dir, &snapshot_id);
         std::fs::rename(&partial_path, &path).map_err(snapshot_err)?;
@@ -208,9 +202,9 @@ impl StateMachine {
         Ok((meta, path, records))
     }
 
-    /// Iterates the live trees, writing for each key its value at the freeze. Returns the
-    /// open writer, the snapshot id and the keys written from pre-images.
-    fn write_frozen_state(&self, last_log_id: Option<LogId>) -> Result<(SnapshotWriter, String, Seen), StorageError> {
+    /// Iterates the live trees, writing every key not written since the freeze (its live value
+    /// is its freeze-time one). Returns the open writer and the snapshot id.
+    fn write_live_state(&self, last_log_id: Option<LogId>) -> Result<(SnapshotWriter, String), StorageError> {
         let inner = &self.inner;
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, unique_suffix()),
@@ -218,22 +212,15 @@ impl StateMachine {
         };
         let partial = inner.snapshot_dir.join(format!("building-{snapshot_id}.part"));
         let mut writer = SnapshotWriter::create(&partial).map_err(snapshot_err)?;
-        let mut seen = HashSet::new();
         for (i, tree) in inner.trees.iter().enumerate().filter(|(i, _)| *i != T_SM_META) {
             for item in tree.iter() {
                 let (k, v) = item.map_err(snapshot_err)?;
-                match inner.pre_images.image_of(i, &k) {
-                    None => writer.record(i as u8, &k, &v).map_err(snapshot_err)?,
-                    Some(Some(image)) => {
-                        writer.record(i as u8, &k, &image).map_err(snapshot_err)?;
-                        seen.insert((i as u8, k));
-                    }
-                    // Created after the freeze.
-                    Some(None) => {}
+                if !inner.pre_images.written_since_freeze(i, &k) {
+                    writer.record(i as u8, &k, &v).map_err(snapshot_err)?;
                 }
             }
         }
-        Ok((writer, snapshot_id, seen))
+        Ok((writer, snapshot_id))
     }
 
     fn applied_state_blocking(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
@@ -319,20 +306,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let _one_at_a_time = self.inner.snapshot_lock.lock().await;
         let started = std::time::Instant::now();
-        let applied = self.freeze_for_snapshot().await;
+        let applied = self.freeze_for_snapshot().await?;
+        // An upper bound: it includes waiting for the apply in progress to end.
         let applies_held = started.elapsed();
         let sm = self.clone();
-        let (meta, path, records) = blocking(move || {
-            let applied = match applied {
-                Ok(applied) => applied,
-                Err(e) => {
-                    sm.inner.pre_images.thaw();
-                    return Err(e);
-                }
-            };
-            sm.write_snapshot_blocking(applied)
-        })
-        .await?;
+        let (meta, path, records) = blocking(move || sm.write_snapshot_blocking(applied)).await?;
         tracing::info!(
             snapshot = %meta.snapshot_id,
             records,

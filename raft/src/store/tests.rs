@@ -144,9 +144,8 @@ async fn apply_random_from(
 ) -> u64 {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut index = first;
-    let n = last;
-    while index < n {
-        let batch_len = rng.random_range(1..6).min(n - index);
+    while index < last {
+        let batch_len = rng.random_range(1..6).min(last - index);
         let mut entries = Vec::new();
         let mut expected = Vec::new();
         for _ in 0..batch_len {
