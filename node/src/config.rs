@@ -626,7 +626,7 @@ impl FileConfig {
                 write_timeout: Duration::from_millis(r.write_timeout_millis),
                 install_snapshot_timeout: Duration::from_secs(10),
             },
-            store: StoreOptions { cache_capacity_bytes: r.store_cache_bytes },
+            store: StoreOptions { cache_capacity_bytes: r.store_cache_bytes, ..StoreOptions::default() },
             bind_outgoing: r.bind_outgoing,
             auth: AuthSettings {
                 users: self

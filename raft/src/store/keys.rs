@@ -2,7 +2,8 @@
 //!
 //! Integers in keys are big-endian so that byte order equals numeric order. Values are bincode.
 
-/// Raft log entries, key = index (u64 BE).
+/// Raft log entries, key = index (u64 BE): where versions before the segment files kept the
+/// log; read once, to move it, then dropped (`store::migrate_sled_log`).
 pub(crate) const LOG: &str = "raft_log";
 /// Raft metadata: vote, last purged log id, committed log id.
 pub(crate) const RAFT_META: &str = "raft_meta";
@@ -38,10 +39,6 @@ pub(crate) const MEMBERSHIP: &[u8] = b"membership";
 pub(crate) const CURRENT_SNAPSHOT: &[u8] = b"current_snapshot";
 /// Present while a snapshot is being installed; on open, the install is redone.
 pub(crate) const INSTALLING: &[u8] = b"installing";
-
-pub(crate) fn log_key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
-}
 
 /// `a 0x00 b`; user names and submission ids never contain NUL (the API refuses them).
 pub(crate) fn pair_key(a: &str, b: &str) -> Vec<u8> {

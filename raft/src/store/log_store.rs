@@ -1,53 +1,78 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageIOError};
 
 use super::SnapshotPacing;
-use super::keys::{COMMITTED, LAST_PURGED, VOTE, decode, encode, log_key};
+use super::keys::{COMMITTED, LAST_PURGED, VOTE, decode, encode};
+use super::wal::Wal;
 use crate::typ::{Entry, LogId, StorageError, TypeConfig, Vote};
 
-/// The Raft log and vote in sled. Cheap to clone; clones share the trees.
+/// The Raft log in segment files ([`Wal`]); vote, committed and purge bound in sled's
+/// `raft_meta` tree. Cheap to clone; clones share the log.
 #[derive(Clone)]
 pub(crate) struct LogStore {
     db: sled::Db,
-    log: sled::Tree,
     meta: sled::Tree,
+    wal: Arc<Mutex<Wal>>,
     pacing: Arc<SnapshotPacing>,
 }
 
 impl std::fmt::Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore").field("entries", &self.log.len()).finish()
+        f.debug_struct("LogStore").field("last_index", &self.wal().last_index()).finish()
     }
 }
 
-impl LogStore {
-    pub(crate) fn new(db: sled::Db, log: sled::Tree, meta: sled::Tree, pacing: Arc<SnapshotPacing>) -> Self {
-        LogStore { db, log, meta, pacing }
-    }
-
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        let read_err = |e: &dyn std::error::Error| StorageIOError::read_logs(openraft::AnyError::error(e.to_string()));
-        match self.meta.get(key).map_err(|e| read_err(&e))? {
-            None => Ok(None),
-            Some(bytes) => Ok(Some(decode(&bytes).map_err(|e| read_err(&e))?)),
-        }
-    }
-
-    async fn flush(&self) -> std::io::Result<()> {
-        super::flush(&self.db).await
-    }
-}
-
-fn write_err(e: impl std::error::Error) -> StorageError {
+fn write_err(e: impl ToString) -> StorageError {
     StorageIOError::write_logs(openraft::AnyError::error(e.to_string())).into()
 }
 
-fn read_err(e: impl std::error::Error) -> StorageError {
+fn read_err(e: impl ToString) -> StorageError {
     StorageIOError::read_logs(openraft::AnyError::error(e.to_string())).into()
+}
+
+fn lock(wal: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
+    // The WAL's state is updated only after each file operation succeeded, so a panic
+    // elsewhere while holding the lock leaves nothing half-done.
+    wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs blocking file work (syncs, deletions) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(std::io::Error::other)?
+}
+
+impl LogStore {
+    pub(crate) fn new(db: sled::Db, meta: sled::Tree, wal: Wal, pacing: Arc<SnapshotPacing>) -> Self {
+        LogStore { db, meta, wal: Arc::new(Mutex::new(wal)), pacing }
+    }
+
+    pub(super) fn wal(&self) -> MutexGuard<'_, Wal> {
+        lock(&self.wal)
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.meta.get(key).map_err(read_err)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(decode(&bytes).map_err(read_err)?)),
+        }
+    }
+
+    async fn flush_meta(&self) -> std::io::Result<()> {
+        super::flush(&self.db).await
+    }
+
+    /// Runs `f` on the log with the lock held, on a blocking thread.
+    async fn with_wal_blocking(
+        &self,
+        f: impl FnOnce(&mut Wal) -> std::io::Result<()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let wal = self.wal.clone();
+        blocking(move || f(&mut lock(&wal))).await
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -55,20 +80,26 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let start = match range.start_bound() {
-            Bound::Included(i) => Bound::Included(log_key(*i)),
-            Bound::Excluded(i) => Bound::Excluded(log_key(*i)),
-            Bound::Unbounded => Bound::Unbounded,
+        let from = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
         };
-        let end = match range.end_bound() {
-            Bound::Included(i) => Bound::Included(log_key(*i)),
-            Bound::Excluded(i) => Bound::Excluded(log_key(*i)),
-            Bound::Unbounded => Bound::Unbounded,
+        let to = match range.end_bound() {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
         };
+        let spans = self.wal().spans(from, to);
+        // Reads come from the kernel's page cache (recent entries) and are short; openraft
+        // calls this from its core and replication tasks, as it did with sled's reads.
         let mut entries = Vec::new();
-        for item in self.log.range::<[u8; 8], _>((start, end)) {
-            let (_, value) = item.map_err(read_err)?;
-            entries.push(decode::<Entry>(&value).map_err(read_err)?);
+        for span in spans {
+            span.read(|_, payload| {
+                entries.push(decode::<Entry>(payload).map_err(std::io::Error::other)?);
+                Ok(())
+            })
+            .map_err(read_err)?;
         }
         Ok(entries)
     }
@@ -79,8 +110,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?.flatten();
-        let last_log_id = match self.log.last().map_err(read_err)? {
-            Some((_, value)) => Some(decode::<Entry>(&value).map_err(read_err)?.log_id),
+        let last_index = self.wal().last_index();
+        let last_log_id = match last_index {
+            Some(index) => self.try_get_log_entries(index..=index).await?.pop().map(|e| e.log_id),
             None => last_purged_log_id,
         };
         Ok(LogState { last_purged_log_id, last_log_id })
@@ -93,7 +125,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let werr = |e: &dyn std::error::Error| StorageIOError::write_vote(openraft::AnyError::error(e.to_string()));
         self.meta.insert(VOTE, encode(vote)).map_err(|e| werr(&e))?;
-        self.flush().await.map_err(|e| werr(&e))?;
+        self.flush_meta().await.map_err(|e| werr(&e))?;
         Ok(())
     }
 
@@ -102,7 +134,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // A hint for applying sooner after a restart; made durable by the next flush.
+        // A hint for applying sooner after a restart; made durable by the next sled flush.
         self.meta.insert(COMMITTED, encode(&committed)).map_err(write_err)?;
         Ok(())
     }
@@ -116,17 +148,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            let bytes = encode(&entry);
-            self.pacing.appended(bytes.len() as u64);
-            batch.insert(&log_key(entry.log_id.index), bytes);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
+        let records: Vec<(u64, Vec<u8>)> = entries.into_iter().map(|e| (e.log_id.index, encode(&e))).collect();
+        self.pacing.appended(records.iter().map(|(_, bytes)| bytes.len() as u64).sum());
+        let written = self.wal().append(&records);
         // The entries are readable now; they are acknowledged only once on disk.
-        let flushed = self.flush().await;
-        let failed = flushed.as_ref().err().map(|e| write_err(std::io::Error::other(e.to_string())));
-        callback.log_io_completed(flushed);
+        let synced = match written {
+            Ok(Some(file)) => blocking(move || file.sync_data()).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let failed = synced.as_ref().err().map(write_err);
+        callback.log_io_completed(synced);
         match failed {
             Some(e) => Err(e),
             None => Ok(()),
@@ -134,27 +166,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(log_key(log_id.index)..) {
-            let (key, _) = item.map_err(read_err)?;
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        self.flush().await.map_err(write_err)?;
-        Ok(())
+        self.with_wal_blocking(move |wal| wal.truncate(log_id.index)).await.map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Persist the new lower bound first: after a crash, the log state must never report
         // entries at or below a purge that already started deleting.
         self.meta.insert(LAST_PURGED, encode(&Some(log_id))).map_err(write_err)?;
-        self.flush().await.map_err(write_err)?;
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(..=log_key(log_id.index)) {
-            let (key, _) = item.map_err(read_err)?;
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        Ok(())
+        self.flush_meta().await.map_err(write_err)?;
+        self.with_wal_blocking(move |wal| wal.purge(log_id.index)).await.map_err(write_err)
     }
 }

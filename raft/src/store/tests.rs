@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
-use openraft::storage::RaftStateMachine;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
-use openraft::{CommittedLeaderId, EntryPayload, RaftSnapshotBuilder};
+use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuilder};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tempfile::TempDir;
@@ -35,7 +35,27 @@ fn entry(index: u64, cmd: Command) -> Entry {
 }
 
 fn open(dir: &std::path::Path) -> Store {
-    Store::open(dir, &StoreOptions::default()).expect("open store")
+    once_unlocked(dir, || Store::open(dir, &StoreOptions::default()))
+}
+
+/// The sled Db in `dir`, opened directly.
+fn sled_db_of(dir: &std::path::Path) -> sled::Db {
+    once_unlocked(dir, || sled::open(dir.join("db")))
+}
+
+/// `open()`'s result once whatever had the store open has let go of sled's file lock: sled's IO
+/// threads may hold it for a moment after the last handle is dropped.
+fn once_unlocked<T, E: std::fmt::Display>(dir: &std::path::Path, open: impl Fn() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Ok(opened) => return opened,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open the store in {}: {e}", dir.display()),
+        }
+    }
 }
 
 const IDS: [&str; 12] = ["a-1", "a-2", "a-3", "a-4", "b-1", "b-2", "b-3", "b-4", "c-1", "c-2", "c-3", "c-4"];
@@ -254,7 +274,7 @@ async fn an_install_cut_short_by_a_crash_is_finished_on_open() {
     }
     // Simulate a crash in the middle of an install: the flag is set, the data half gone.
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = sled_db_of(dir.path());
         db.open_tree(keys::SM_META).unwrap().insert(keys::INSTALLING, &[]).unwrap();
         db.open_tree(keys::JOBS).unwrap().clear().unwrap();
         db.flush().unwrap();
@@ -316,4 +336,68 @@ async fn a_snapshot_built_during_applies_matches_the_model_at_its_index() {
     let at = snapshot.meta.last_log_id.map(|l| l.index).expect("a non-empty snapshot");
     let (_dst_dir, dst) = installed(&mut snapshot).await;
     assert_same_state(&history[&at], &dst.reader);
+}
+
+/// Writes a log the way versions before the segment files kept it: a sled tree keyed by index.
+fn write_sled_log(dir: &std::path::Path, entries: &[Entry], purged: Option<LogId>) {
+    let db = sled::open(dir.join("db")).unwrap();
+    let log = db.open_tree(keys::LOG).unwrap();
+    for e in entries {
+        log.insert(e.log_id.index.to_be_bytes(), keys::encode(e)).unwrap();
+    }
+    db.open_tree(keys::RAFT_META).unwrap().insert(keys::LAST_PURGED, keys::encode(&purged)).unwrap();
+    db.flush().unwrap();
+}
+
+fn sled_log_entries() -> Vec<Entry> {
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut mem = MemState::default();
+    let mut entries = Vec::new();
+    for index in 41..=5000 {
+        let cmd = random_command(&mut rng, index * 1000, &mem);
+        apply(&mut mem, cmd.clone()).unwrap_or_else(|never| match never {});
+        entries.push(entry(index, cmd));
+    }
+    entries
+}
+
+#[tokio::test]
+async fn a_log_kept_in_sled_by_an_earlier_version_moves_into_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sled_log_entries();
+    let purged = Some(LogId::new(CommittedLeaderId::new(1, 0), 40));
+    write_sled_log(dir.path(), &entries, purged);
+
+    let mut store = open(dir.path());
+    let state = store.log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id, purged);
+    assert_eq!(state.last_log_id, entries.last().map(|e| e.log_id));
+    assert_eq!(store.log.try_get_log_entries(0..).await.unwrap(), entries);
+    drop(store);
+    let db = sled_db_of(dir.path());
+    assert!(!db.tree_names().iter().any(|n| n == keys::LOG.as_bytes()), "the sled log is dropped once moved");
+    drop(db);
+
+    // The moved log is what later opens read; it goes on from there.
+    let mut store = open(dir.path());
+    assert_eq!(store.log.try_get_log_entries(0..).await.unwrap(), entries);
+    let next = entry(5001, Command::Batch(vec![]));
+    store.log.wal().append(&[(5001, keys::encode(&next))]).unwrap().unwrap().sync_data().unwrap();
+    assert_eq!(store.log.try_get_log_entries(5001..).await.unwrap(), vec![next]);
+}
+
+#[tokio::test]
+async fn a_move_out_of_sled_cut_short_by_a_crash_is_redone_from_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = sled_log_entries();
+    write_sled_log(dir.path(), &entries, None);
+    // What a crash during the move leaves: the sled tree whole, and segments holding part of
+    // the copy (here, different records at the same indexes, so that a kept one would show).
+    let mut partial = wal::Wal::open(&dir.path().join("raft-log"), 1 << 20, None).unwrap();
+    let stale: Vec<_> = entries[..100].iter().map(|e| (e.log_id.index, b"stale".to_vec())).collect();
+    partial.append(&stale).unwrap().unwrap().sync_data().unwrap();
+    drop(partial);
+
+    let mut store = open(dir.path());
+    assert_eq!(store.log.try_get_log_entries(0..).await.unwrap(), entries);
 }
