@@ -8,6 +8,7 @@
 //! Unlike BPG, passwords are checked, and users other than admins see only their own jobs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,14 @@ pub struct Auth {
     /// Digests of (user, password, per-process salt) that verified, with the time they did.
     verified: Mutex<HashMap<[u8; 32], Instant>>,
     salt: [u8; 16],
+    /// argon2 runs at once, one per core. Each takes 19 MiB and tens of milliseconds of CPU:
+    /// unbounded, 64 clients arriving together with the same password (or a flood of wrong
+    /// ones) ran 64 of them, over a gigabyte that the allocator kept afterwards.
+    argon2_slots: tokio::sync::Semaphore,
+    /// One lock per credential digest being checked: requests with the same credentials wait
+    /// for the first check and then find it remembered instead of running their own.
+    checking: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
+    argon2_runs: AtomicU64,
 }
 
 impl std::fmt::Debug for Auth {
@@ -102,6 +111,11 @@ impl Auth {
             secret,
             verified: Mutex::new(HashMap::new()),
             salt: rand::random(),
+            argon2_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            ),
+            checking: Mutex::new(HashMap::new()),
+            argon2_runs: AtomicU64::new(0),
         })
     }
 
@@ -150,12 +164,23 @@ impl Auth {
             .chain_update(password.as_bytes())
             .finalize()
             .into();
-        {
-            let verified = self.verified.lock().expect("verified-password cache poisoned");
-            if verified.get(&digest).is_some_and(|at| at.elapsed() < VERIFIED_TTL) {
-                return true;
-            }
+        if self.recently_verified(&digest) {
+            return true;
         }
+        let same_credentials = self.checking.lock().expect("checking map poisoned").entry(digest).or_default().clone();
+        let ok = {
+            let _turn = same_credentials.lock().await;
+            self.recently_verified(&digest) || self.run_argon2(user, password, digest).await
+        };
+        drop(same_credentials);
+        // Forget the locks nobody waits on (a cancelled request may have left one).
+        self.checking.lock().expect("checking map poisoned").retain(|_, lock| Arc::strong_count(lock) > 1);
+        ok
+    }
+
+    async fn run_argon2(&self, user: &UserEntry, password: &str, digest: [u8; 32]) -> bool {
+        let Ok(_slot) = self.argon2_slots.acquire().await else { return false };
+        self.argon2_runs.fetch_add(1, Ordering::Relaxed);
         let hash = user.password_hash.clone();
         let password = password.to_owned();
         // argon2 is deliberately slow: keep it off the async workers.
@@ -176,6 +201,17 @@ impl Auth {
             verified.insert(digest, Instant::now());
         }
         ok
+    }
+
+    fn recently_verified(&self, digest: &[u8; 32]) -> bool {
+        let verified = self.verified.lock().expect("verified-password cache poisoned");
+        verified.get(digest).is_some_and(|at| at.elapsed() < VERIFIED_TTL)
+    }
+
+    /// How many times a password has been checked against its argon2 hash.
+    #[cfg(test)]
+    fn argon2_runs(&self) -> u64 {
+        self.argon2_runs.load(Ordering::Relaxed)
     }
 }
 
@@ -263,6 +299,26 @@ mod tests {
         assert!(matches!(a.authenticate(&basic("alice", "wrong")).await, Err(ApiError::Unauthorized)));
         assert!(matches!(a.authenticate(&basic("nobody", "x")).await, Err(ApiError::Unauthorized)));
         assert!(a.authenticate(&basic("root", "pw-r")).await.unwrap().admin);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn clients_arriving_together_with_one_password_cost_one_argon2_run() {
+        let auth = Arc::new(auth(false));
+        let attempts: Vec<_> = (0..32)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.authenticate(&basic("alice", "pw-a")).await })
+            })
+            .collect();
+        for attempt in attempts {
+            assert_eq!(attempt.await.unwrap().unwrap().name, "alice");
+        }
+        assert_eq!(auth.argon2_runs(), 1);
+        // A wrong password is never remembered: each attempt is checked.
+        for _ in 0..2 {
+            assert!(auth.authenticate(&basic("alice", "wrong")).await.is_err());
+        }
+        assert_eq!(auth.argon2_runs(), 3);
     }
 
     #[tokio::test]
