@@ -83,6 +83,13 @@ async fn a_node_restarted_on_an_empty_directory_recovers_from_a_snapshot() -> an
     tracing::info!("--- the follower loses its directory and comes back empty");
     cluster.kill(wiped).await;
     std::fs::remove_dir_all(cluster.dir().join(format!("data-{wiped}")))?;
+    // Snapshots are started on a 250 ms tick, so the writes above may all be done before the
+    // leader's first one: until it has purged, it can still send the whole log instead.
+    wait::until("the leader to purge its log", Duration::from_secs(20), || async {
+        let purged = cluster.raft_status(leader).await?["purged_index"].as_u64()?;
+        (purged > 0).then_some(())
+    })
+    .await?;
     cluster.start_node(wiped)?;
     let restored = cluster.client(wiped);
     wait::until("the wiped node to hold the latest values", Duration::from_secs(30), || async {
