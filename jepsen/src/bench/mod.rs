@@ -264,17 +264,19 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     out.write(&results)?;
 
     if args.failovers > 0 {
-        results.failover = Some(failovers(&mut g, &users, &body, args.failovers).await?);
+        let measured = failovers(&mut g, &users, &body, args.failovers).await;
+        results.failover = Some(keeping_logs(measured, &dir, &args.out)?);
         out.write(&results)?;
     }
 
     let mut last_jobs = 0;
     for &target in args.footprint_jobs.iter().filter(|j| **j > 0) {
-        let fp = fill(&g, &submit, target, results.saturation_concurrency.max(32)).await?;
+        let filled = fill(&g, &submit, target, results.saturation_concurrency.max(32)).await;
+        let fp = keeping_logs(filled, &dir, &args.out)?;
         eprintln!("bench: {} jobs: RSS {:?} MiB, filled at {:.0}/s", fp.jobs, fp.rss_mib, fp.fill_per_s);
         last_jobs = fp.jobs;
         results.footprint.push(fp);
-        let restart = restart_follower(&mut g, false).await?;
+        let restart = keeping_logs(restart_follower(&mut g, false).await, &dir, &args.out)?;
         eprintln!("bench: follower restart at {last_jobs} jobs: ready in {restart:.2} s");
         results.startup.restart_ready_s.push((last_jobs, restart));
         out.write(&results)?;
@@ -282,7 +284,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if last_jobs > 0 {
         let leader = g.nodes.leader().await?;
         let bytes = snapshot_bytes(&dir.join(format!("data-{leader}")));
-        let install_s = restart_follower(&mut g, true).await?;
+        let install_s = keeping_logs(restart_follower(&mut g, true).await, &dir, &args.out)?;
         eprintln!("bench: snapshot of {last_jobs} jobs, {bytes} bytes, installed in {install_s:.2} s");
         results.snapshot = Some(Snapshot { jobs: last_jobs, bytes, install_s });
         out.write(&results)?;
@@ -295,6 +297,31 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     }
     eprintln!("bench: results in {}", args.out.display());
     Ok(())
+}
+
+/// Passes `result` on; when it is an error, first copies the nodes' logs into `out/node-logs`,
+/// since the run's directory is removed when the run stops and a long fill that failed is
+/// expensive to reproduce.
+fn keeping_logs<T>(result: anyhow::Result<T>, run_dir: &Path, out: &Path) -> anyhow::Result<T> {
+    if result.is_err() {
+        let kept = out.join("node-logs");
+        let copied = std::fs::create_dir_all(&kept).and_then(|()| {
+            for item in std::fs::read_dir(run_dir)? {
+                let path = item?.path();
+                if path.extension().is_some_and(|e| e == "log")
+                    && let Some(name) = path.file_name()
+                {
+                    std::fs::copy(&path, kept.join(name))?;
+                }
+            }
+            Ok(())
+        });
+        match copied {
+            Ok(()) => eprintln!("bench: node logs kept in {}", kept.display()),
+            Err(e) => eprintln!("bench: could not keep the node logs: {e}"),
+        }
+    }
+    result
 }
 
 struct Output {
