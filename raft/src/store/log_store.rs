@@ -153,7 +153,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let written = self.wal().append(&records);
         // The entries are readable now; they are acknowledged only once on disk.
         let synced = match written {
-            Ok(Some(file)) => blocking(move || file.sync_data()).await,
+            Ok(Some(file)) => blocking(move || super::timed_sync("log append", || file.sync_data())).await,
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };

@@ -155,8 +155,23 @@ fn append_synced(wal: &mut wal::Wal, records: &[(u64, Vec<u8>)]) -> std::io::Res
 /// Makes every write so far durable. The only way this crate flushes.
 async fn flush(db: &sled::Db) -> std::io::Result<()> {
     let db = db.clone();
-    tokio::task::spawn_blocking(move || db.flush().map(|_| ()))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(std::io::Error::other)
+    tokio::task::spawn_blocking(move || {
+        timed_sync("sled flush", || db.flush().map(|_| ()).map_err(std::io::Error::other))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// A disk sync taking longer is logged: Raft on this node waits for it (etcd warns likewise).
+const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs a blocking sync and logs it when slower than [`SLOW_SYNC`].
+fn timed_sync<T>(what: &'static str, sync: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    let started = std::time::Instant::now();
+    let result = sync();
+    let took = started.elapsed();
+    if took >= SLOW_SYNC {
+        tracing::warn!(sync = what, ms = took.as_millis() as u64, "slow disk sync");
+    }
+    result
 }
