@@ -164,7 +164,7 @@ pub struct RaftStatus {
     /// On the leader: the last log index known to be replicated to each node.
     pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
     /// Jobs in the local replica.
-    pub jobs: usize,
+    pub jobs: u64,
 }
 
 /// Most log entries in one AppendEntries. openraft 0.9 gives every AppendEntries the
@@ -401,7 +401,10 @@ impl RaftNode {
                 .replication
                 .as_ref()
                 .map(|r| r.iter().map(|(id, log)| (*id, log.as_ref().map(|l| l.index))).collect()),
-            jobs: self.inner.reader.job_count(),
+            jobs: self.inner.reader.job_count().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "reading the job count failed");
+                0
+            }),
         }
     }
 

@@ -37,6 +37,9 @@ pub(crate) const LAST_APPLIED: &[u8] = b"last_applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"membership";
 /// Metadata of the snapshot file in the snapshot directory that is current.
 pub(crate) const CURRENT_SNAPSHOT: &[u8] = b"current_snapshot";
+/// How many jobs `sm_jobs` holds (u64), kept by every apply: counting the tree reads all of it,
+/// which at a million jobs takes seconds. Written on open where an earlier version left none.
+pub(crate) const JOB_COUNT: &[u8] = b"job_count";
 /// Present while a snapshot is being installed; on open, the install is redone.
 pub(crate) const INSTALLING: &[u8] = b"installing";
 

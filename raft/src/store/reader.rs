@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 
 use super::StoreError;
-use super::keys::{T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, pair_prefix};
+use super::keys::{
+    JOB_COUNT, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, T_SM_META, decode, pair_prefix,
+};
 use crate::model::{ClusterState, IdempotencyEntry, IdempotencyKey, Job};
 
 /// Read-only view of the local replica's state machine. Cheap to clone, safe from any task.
@@ -57,8 +59,12 @@ impl StateReader {
         })
     }
 
-    pub fn job_count(&self) -> usize {
-        self.trees[T_JOBS].len()
+    /// How many jobs the state holds, as of the last applied batch (a stored count: O(1)).
+    pub fn job_count(&self) -> Result<u64, StoreError> {
+        match self.trees[T_SM_META].get(JOB_COUNT).map_err(|e| corrupt("sm_meta", e))? {
+            None => Ok(0),
+            Some(bytes) => decode(&bytes).map_err(|e| corrupt("sm_meta", e)),
+        }
     }
 
     /// Jobs committed but not yet known to exist on their cluster (and not deleted).

@@ -6,13 +6,16 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
 
 use super::SnapshotPacing;
-use super::keys::{CURRENT_SNAPSHOT, INSTALLING, LAST_APPLIED, MEMBERSHIP, T_SM_META, decode, encode};
+use super::keys::{
+    CURRENT_SNAPSHOT, INSTALLING, JOB_COUNT, LAST_APPLIED, MEMBERSHIP, T_JOBS, T_SM_META, decode, encode,
+};
 use super::pre_images::PreImages;
 use super::snapshot::{self, SnapshotFile, SnapshotWriter};
 use super::tx_state::TxState;
-use super::{StoreError, flush};
+use super::{StoreError, flush, timed_sync};
 use crate::model::{self, Response};
 use crate::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -104,6 +107,12 @@ impl StateMachine {
             let path = snapshot_path(&sm.inner.snapshot_dir, &meta.snapshot_id);
             sm.load_snapshot_blocking(&meta, &path)?;
         }
+        if !meta_tree.contains_key(JOB_COUNT).map_err(sled_err)? {
+            // Written by versions before the stored count: count once.
+            let count = sm.inner.trees[T_JOBS].len() as u64;
+            meta_tree.insert(JOB_COUNT, encode(&count)).map_err(sled_err)?;
+            sm.inner.db.flush().map_err(sled_err)?;
+        }
         sm.remove_stale_files(None);
         if let Ok(Some(meta)) = sm.current_snapshot_meta() {
             let path = snapshot_path(&sm.inner.snapshot_dir, &meta.snapshot_id);
@@ -137,7 +146,7 @@ impl StateMachine {
         let inner = &self.inner;
         let responses = inner.trees[..]
             .transaction(|tx| {
-                let mut state = TxState { trees: tx, pre_images: &inner.pre_images };
+                let mut state = TxState::new(tx, &inner.pre_images);
                 let mut out = Vec::with_capacity(entries.len());
                 for entry in &entries {
                     match &entry.payload {
@@ -150,12 +159,18 @@ impl StateMachine {
                         }
                     }
                 }
+                if state.jobs_added != 0 {
+                    let stored = tx[T_SM_META].get(JOB_COUNT)?.map(|b| decode::<u64>(&b));
+                    let before = stored.transpose().map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    let after = before.unwrap_or(0).saturating_add_signed(state.jobs_added);
+                    tx[T_SM_META].insert(JOB_COUNT, encode(&after))?;
+                }
                 let last: Option<LogId> = entries.last().map(|e| e.log_id);
                 tx[T_SM_META].insert(LAST_APPLIED, encode(&last))?;
                 Ok(out)
             })
             .map_err(|e| sm_write_err(format!("{e:?}")))?;
-        inner.db.flush().map_err(sm_write_err)?;
+        timed_sync("apply flush", || inner.db.flush().map_err(std::io::Error::other)).map_err(sm_write_err)?;
         Ok(responses)
     }
 
@@ -261,8 +276,10 @@ impl StateMachine {
         }
         let mut batches: Vec<sled::Batch> = (0..T_SM_META).map(|_| sled::Batch::default()).collect();
         let mut pending = 0usize;
+        let mut jobs = 0u64;
         let mut sled_failure = None;
         snapshot::read_records(path, |r| {
+            jobs += u64::from(usize::from(r.tree) == T_JOBS);
             batches[r.tree as usize].insert(r.key, r.value);
             pending += 1;
             if pending == 10_000 {
@@ -286,6 +303,7 @@ impl StateMachine {
         let membership = meta.last_membership.clone();
         meta_tree.insert(LAST_APPLIED, encode(&meta.last_log_id)).map_err(sled_err)?;
         meta_tree.insert(MEMBERSHIP, encode(&membership)).map_err(sled_err)?;
+        meta_tree.insert(JOB_COUNT, encode(&jobs)).map_err(sled_err)?;
         meta_tree.remove(INSTALLING).map_err(sled_err)?;
         inner.db.flush().map_err(sled_err)?;
         Ok(())

@@ -118,6 +118,7 @@ fn random_command(rng: &mut StdRng, now: u64, mem: &MemState) -> Command {
 fn assert_same_state(mem: &MemState, reader: &StateReader) {
     let jobs: BTreeMap<String, _> = reader.jobs().map(|j| j.expect("decode job")).map(|j| (j.id.clone(), j)).collect();
     assert_eq!(&jobs, &mem.jobs, "jobs differ");
+    assert_eq!(reader.job_count().unwrap(), mem.jobs.len() as u64, "stored job count");
     for owner in OWNERS {
         let got: Vec<String> = reader.jobs_of_owner(owner).unwrap().into_iter().map(|j| j.id).collect();
         let want: Vec<String> =
@@ -213,6 +214,28 @@ async fn applied_state_survives_reopening() {
     let Store { mut state_machine, reader, .. } = open(dir.path());
     assert_same_state(&mem, &reader);
     assert_eq!(state_machine.applied_state().await.unwrap().0.map(|l| l.index), Some(500));
+}
+
+#[tokio::test]
+async fn a_state_written_before_the_stored_job_count_is_counted_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = MemState::default();
+    {
+        let Store { mut state_machine, .. } = open(dir.path());
+        apply_random(&mut state_machine, &mut mem, 5, 400).await;
+    }
+    assert!(!mem.jobs.is_empty());
+    {
+        let db = sled_db_of(dir.path());
+        let meta = db.open_tree(super::keys::SM_META).unwrap();
+        assert!(meta.remove(super::keys::JOB_COUNT).unwrap().is_some(), "applies store the count");
+        db.flush().unwrap();
+    }
+    let Store { mut state_machine, reader, .. } = open(dir.path());
+    assert_same_state(&mem, &reader);
+    // And applies go on from the counted value.
+    apply_random_from(&mut state_machine, &mut mem, 6, 400, 600, |_, _| {}).await;
+    assert_same_state(&mem, &reader);
 }
 
 #[tokio::test]

@@ -14,19 +14,25 @@ pub(crate) type TxError = ConflictableTransactionError<String>;
 pub(crate) struct TxState<'a> {
     pub(crate) trees: &'a [TransactionalTree],
     pub(crate) pre_images: &'a PreImages,
+    /// Jobs inserted minus jobs removed in this transaction, for the stored job count.
+    pub(crate) jobs_added: i64,
 }
 
-impl TxState<'_> {
-    fn insert(&self, tree: usize, key: &[u8], value: &[u8]) -> Result<(), UnabortableTransactionError> {
-        self.pre_images.before_write(tree, key, || self.trees[tree].get(key))?;
-        self.trees[tree].insert(key, value)?;
-        Ok(())
+impl<'a> TxState<'a> {
+    pub(crate) fn new(trees: &'a [TransactionalTree], pre_images: &'a PreImages) -> Self {
+        TxState { trees, pre_images, jobs_added: 0 }
     }
 
-    fn remove(&self, tree: usize, key: &[u8]) -> Result<(), UnabortableTransactionError> {
+    /// Writes `value` under `key`; returns whether the key held a value before.
+    fn insert(&self, tree: usize, key: &[u8], value: &[u8]) -> Result<bool, UnabortableTransactionError> {
         self.pre_images.before_write(tree, key, || self.trees[tree].get(key))?;
-        self.trees[tree].remove(key)?;
-        Ok(())
+        Ok(self.trees[tree].insert(key, value)?.is_some())
+    }
+
+    /// Removes `key`; returns whether it held a value.
+    fn remove(&self, tree: usize, key: &[u8]) -> Result<bool, UnabortableTransactionError> {
+        self.pre_images.before_write(tree, key, || self.trees[tree].get(key))?;
+        Ok(self.trees[tree].remove(key)?.is_some())
     }
 }
 
@@ -45,7 +51,9 @@ impl StateAccess for TxState<'_> {
     }
 
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
-        self.insert(T_JOBS, job.id.as_bytes(), &encode(job))?;
+        if !self.insert(T_JOBS, job.id.as_bytes(), &encode(job))? {
+            self.jobs_added += 1;
+        }
         // Indexed under the owner and, when different, the user the job runs as.
         self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
         self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
@@ -58,7 +66,9 @@ impl StateAccess for TxState<'_> {
     }
 
     fn remove_job(&mut self, job: &Job) -> Result<(), TxError> {
-        self.remove(T_JOBS, job.id.as_bytes())?;
+        if self.remove(T_JOBS, job.id.as_bytes())? {
+            self.jobs_added -= 1;
+        }
         self.remove(T_BY_OWNER, &pair_key(&job.owner, &job.id))?;
         self.remove(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id))?;
         self.remove(T_PENDING, job.id.as_bytes())?;
