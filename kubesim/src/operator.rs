@@ -28,6 +28,13 @@ pub(crate) fn start(sim: &Sim, app: &Value) {
     tokio::spawn(async move { run.drive().await });
 }
 
+/// What a stretch of running ended with.
+enum Running {
+    On,
+    AppGone,
+    DriverGone,
+}
+
 /// Why a run stops early.
 enum Stop {
     /// The application is gone (deleted or replaced).
@@ -91,6 +98,27 @@ impl Run {
 
     async fn pause(&self, sim_ms: u64) {
         tokio::time::sleep(self.sim.operator_config().real(sim_ms)).await;
+    }
+
+    /// Waits `sim_ms` while the application runs, looking at least once a second (real time)
+    /// for the application deleted or its driver pod gone: the operator watches both, so a
+    /// deleted driver fails the application within moments, not at the next task boundary.
+    async fn run_for(&self, sim_ms: u64) -> Running {
+        const LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+        let end = tokio::time::Instant::now() + self.sim.operator_config().real(sim_ms);
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(left.min(LOOK_EVERY)).await;
+            if !self.alive() {
+                return Running::AppGone;
+            }
+            if self.sim.store().get(&self.pod_key(&self.driver())).is_none() {
+                return Running::DriverGone;
+            }
+            if left <= LOOK_EVERY {
+                return Running::On;
+            }
+        }
     }
 
     fn alive(&self) -> bool {
@@ -204,13 +232,13 @@ impl Run {
         let steps = tasks.clamp(1, 20);
         let mut driver_gone = false;
         for step in 0..steps {
-            self.pause(run_ms / steps as u64).await;
-            if !self.alive() {
-                return Err(Stop::Gone);
-            }
-            if self.sim.store().get(&self.pod_key(&self.driver())).is_none() {
-                driver_gone = true;
-                break;
+            match self.run_for(run_ms / steps as u64).await {
+                Running::On => {}
+                Running::AppGone => return Err(Stop::Gone),
+                Running::DriverGone => {
+                    driver_gone = true;
+                    break;
+                }
             }
             let first = step * tasks / steps;
             let last = (step + 1) * tasks / steps;

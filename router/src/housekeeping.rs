@@ -5,22 +5,41 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bpg_raft::RaftNode;
-use bpg_raft::model::{Command, IDEMPOTENCY_TTL_MS};
+use bpg_raft::model::{Command, IDEMPOTENCY_TTL_MS, Job};
+use bpg_raft::{RaftNode, StateReader};
 
 use crate::clusters::Clusters;
+
+/// Runs `scan` over the state on a blocking thread: a pass over every job reads and decodes the
+/// whole state (seconds at a million jobs), which on the async runtime would hold off Raft's
+/// heartbeats and RPC answers with it. Finds nothing if the runtime is shutting down.
+async fn scan_jobs<T: Default + Send + 'static>(
+    raft: &RaftNode,
+    scan: impl FnOnce(&StateReader) -> T + Send + 'static,
+) -> T {
+    let reader = raft.state().clone();
+    tokio::task::spawn_blocking(move || scan(&reader)).await.unwrap_or_default()
+}
 
 /// Kills overdue applications every `every`.
 pub async fn enforce_max_running(raft: RaftNode, clusters: Arc<Clusters>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let now = now_ms();
-        for job in raft.state().jobs().filter_map(Result::ok) {
+        let overdue: Vec<Job> = scan_jobs(&raft, move |state| {
+            state
+                .jobs()
+                .filter_map(Result::ok)
+                .filter(|job| {
+                    let Some(o) = &job.observed else { return false };
+                    let (Some("RUNNING"), Some(created)) = (o.state.as_deref(), o.creation_ms) else { return false };
+                    job.deleted_at_ms.is_none() && created.saturating_add(job.max_running_millis) <= now
+                })
+                .collect()
+        })
+        .await;
+        for job in overdue {
             let Some(o) = &job.observed else { continue };
-            let (Some("RUNNING"), Some(created)) = (o.state.as_deref(), o.creation_ms) else { continue };
-            if job.deleted_at_ms.is_some() || created.saturating_add(job.max_running_millis) > now {
-                continue;
-            }
             let Some(cluster) = clusters.get(&job.cluster) else { continue };
             let driver = o.driver_pod.clone().unwrap_or_else(|| format!("{}-driver", job.id));
             match cluster.delete_pod(&driver).await {
@@ -49,20 +68,22 @@ pub async fn prune(raft: RaftNode, retention: Duration, every: Duration) {
             continue;
         }
         let horizon = now.saturating_sub(retention.as_millis() as u64);
-        let old: Vec<String> = raft
-            .state()
-            .jobs()
-            .filter_map(Result::ok)
-            .filter(|j| {
-                let ended = j.deleted_at_ms.or_else(|| {
-                    j.is_terminal()
-                        .then(|| j.observed.as_ref().and_then(|o| o.termination_ms).unwrap_or(j.submitted_at_ms))
-                });
-                ended.is_some_and(|t| t < horizon)
-            })
-            .map(|j| j.id)
-            .take(1000)
-            .collect();
+        let old: Vec<String> = scan_jobs(&raft, move |state| {
+            state
+                .jobs()
+                .filter_map(Result::ok)
+                .filter(|j| {
+                    let ended = j.deleted_at_ms.or_else(|| {
+                        j.is_terminal()
+                            .then(|| j.observed.as_ref().and_then(|o| o.termination_ms).unwrap_or(j.submitted_at_ms))
+                    });
+                    ended.is_some_and(|t| t < horizon)
+                })
+                .map(|j| j.id)
+                .take(1000)
+                .collect()
+        })
+        .await;
         if !old.is_empty() {
             let n = old.len();
             match raft.write(Command::Forget { ids: old }).await {

@@ -129,7 +129,7 @@ pub fn gateway_yaml(clusters: &str, hashes: &Users) -> String {
          queues: [{{name: dev}}, {{name: poc}}]\n\
          sparkImages:\n  - {{name: 'apache/spark:3.5.0', types: [Java, Scala, Python], version: '3.5.0'}}\n  \
          - {{name: 'apache/spark:3.5.0', types: [Java, Scala, Python], version: '3.5'}}\n\
-         gateway: {{dispatchTimeoutMillis: 5000, clusterProbeMillis: 500}}\n\
+         gateway: {{dispatchTimeoutMillis: 5000, clusterProbeMillis: 500, maxRunningCheckSeconds: 1}}\n\
          sparkClusters:\n{clusters}",
         user = hashes.user,
         other = hashes.other,
