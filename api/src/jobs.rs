@@ -124,10 +124,18 @@ pub(crate) async fn my_submissions(State(app): State<AppState>, Caller(who): Cal
             "Too many requests for mySubmissions endpoint (limit: 20 requests per second)".into(),
         ));
     }
-    let jobs = app.raft.state().jobs_of_owner(&who.name)?;
+    let state = app.raft.state().clone();
+    let owner = who.name.clone();
+    let jobs = off_runtime(move || state.jobs_of_owner(&owner)).await??;
     let submissions: Vec<Value> =
         jobs.iter().filter(|j| j.deleted_at_ms.is_none()).map(|j| summary(j, &context(&app, j))).collect();
     Ok(Json(json!({"submissions": submissions})))
+}
+
+/// Runs a read that may cover many jobs on a blocking thread: on the async runtime it would
+/// hold off this node's Raft heartbeats and RPC answers for as long as it takes.
+async fn off_runtime<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(read).await.map_err(|e| ApiError::Internal(format!("a state read failed: {e}")))
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -197,14 +205,19 @@ pub(crate) async fn log(
     }
     let id = match (sub_id, app_id) {
         (Some(id), _) => id,
-        (None, Some(app_id)) => app
-            .raft
-            .state()
-            .jobs()
-            .filter_map(Result::ok)
-            .find(|j| j.observed.as_ref().and_then(|o| o.spark_application_id.as_deref()) == Some(app_id.as_str()))
-            .map(|j| j.id)
-            .ok_or_else(|| ApiError::BadRequest(format!("no submission found for application id {app_id}")))?,
+        (None, Some(app_id)) => {
+            let state = app.raft.state().clone();
+            let wanted = app_id.clone();
+            off_runtime(move || {
+                state
+                    .jobs()
+                    .filter_map(Result::ok)
+                    .find(|j| j.observed.as_ref().and_then(|o| o.spark_application_id.as_deref()) == Some(&*wanted))
+                    .map(|j| j.id)
+            })
+            .await?
+            .ok_or_else(|| ApiError::BadRequest(format!("no submission found for application id {app_id}")))?
+        }
         (None, None) => return Err(ApiError::BadRequest("subId or appId is required".into())),
     };
     let job = visible_job(&app, &who, &id)?;

@@ -64,5 +64,16 @@ async fn two_hundred_spark_pi_jobs_split_fifty_fifty_and_complete() -> anyhow::R
             &text[text.len().saturating_sub(300)..]
         );
     }
+
+    tracing::info!("--- a driver log is also found by its Spark application id");
+    let id = &ids[0];
+    let status = g.user(1).status(id, false).await?;
+    let app_id = status.body["sparkApplicationId"].as_str().expect("a completed job has its application id");
+    let log = g.user(1).call(Method::GET, &g.user(1).ctx(&format!("/log?appId={app_id}")), None).await?;
+    assert!(log.ok() && log.body.as_str().unwrap_or_default().contains("Pi is roughly 3.1"), "{log:?}");
+    let unknown = format!("spark-{}", "0".repeat(32));
+    let log = g.user(1).call(Method::GET, &g.user(1).ctx(&format!("/log?appId={unknown}")), None).await?;
+    assert_eq!(log.status, reqwest::StatusCode::BAD_REQUEST, "{log:?}");
+    assert!(log.body.to_string().contains(&unknown), "the error names the id: {log:?}");
     Ok(())
 }
