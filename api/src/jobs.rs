@@ -124,18 +124,16 @@ pub(crate) async fn my_submissions(State(app): State<AppState>, Caller(who): Cal
             "Too many requests for mySubmissions endpoint (limit: 20 requests per second)".into(),
         ));
     }
-    let state = app.raft.state().clone();
     let owner = who.name.clone();
-    let jobs = off_runtime(move || state.jobs_of_owner(&owner)).await??;
+    let jobs = off_runtime(app.raft.state().read_blocking(move |state| state.jobs_of_owner(&owner)).await)??;
     let submissions: Vec<Value> =
         jobs.iter().filter(|j| j.deleted_at_ms.is_none()).map(|j| summary(j, &context(&app, j))).collect();
     Ok(Json(json!({"submissions": submissions})))
 }
 
-/// Runs a read that may cover many jobs on a blocking thread: on the async runtime it would
-/// hold off this node's Raft heartbeats and RPC answers for as long as it takes.
-async fn off_runtime<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(read).await.map_err(|e| ApiError::Internal(format!("a state read failed: {e}")))
+/// The outcome of [`bpg_raft::StateReader::read_blocking`] as the API reports it.
+fn off_runtime<T>(read: Result<T, tokio::task::JoinError>) -> ApiResult<T> {
+    read.map_err(|e| ApiError::Internal(format!("a state read failed: {e}")))
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -206,17 +204,16 @@ pub(crate) async fn log(
     let id = match (sub_id, app_id) {
         (Some(id), _) => id,
         (None, Some(app_id)) => {
-            let state = app.raft.state().clone();
             let wanted = app_id.clone();
-            off_runtime(move || {
+            let found = app.raft.state().read_blocking(move |state| {
                 state
                     .jobs()
                     .filter_map(Result::ok)
                     .find(|j| j.observed.as_ref().and_then(|o| o.spark_application_id.as_deref()) == Some(&*wanted))
                     .map(|j| j.id)
-            })
-            .await?
-            .ok_or_else(|| ApiError::BadRequest(format!("no submission found for application id {app_id}")))?
+            });
+            off_runtime(found.await)?
+                .ok_or_else(|| ApiError::BadRequest(format!("no submission found for application id {app_id}")))?
         }
         (None, None) => return Err(ApiError::BadRequest("subId or appId is required".into())),
     };

@@ -5,43 +5,34 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bpg_raft::model::{Command, IDEMPOTENCY_TTL_MS, Job};
-use bpg_raft::{RaftNode, StateReader};
+use bpg_raft::RaftNode;
+use bpg_raft::model::{Command, IDEMPOTENCY_TTL_MS};
 
 use crate::clusters::Clusters;
-
-/// Runs `scan` over the state on a blocking thread: a pass over every job reads and decodes the
-/// whole state (seconds at a million jobs), which on the async runtime would hold off Raft's
-/// heartbeats and RPC answers with it. Finds nothing if the runtime is shutting down.
-async fn scan_jobs<T: Default + Send + 'static>(
-    raft: &RaftNode,
-    scan: impl FnOnce(&StateReader) -> T + Send + 'static,
-) -> T {
-    let reader = raft.state().clone();
-    tokio::task::spawn_blocking(move || scan(&reader)).await.unwrap_or_default()
-}
 
 /// Kills overdue applications every `every`.
 pub async fn enforce_max_running(raft: RaftNode, clusters: Arc<Clusters>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let now = now_ms();
-        let overdue: Vec<Job> = scan_jobs(&raft, move |state| {
+        // The whole state is read: off the runtime (nothing is found if it is shutting down).
+        let overdue = raft.state().read_blocking(move |state| {
             state
                 .jobs()
                 .filter_map(Result::ok)
-                .filter(|job| {
-                    let Some(o) = &job.observed else { return false };
-                    let (Some("RUNNING"), Some(created)) = (o.state.as_deref(), o.creation_ms) else { return false };
-                    job.deleted_at_ms.is_none() && created.saturating_add(job.max_running_millis) <= now
+                .filter_map(|job| {
+                    let o = job.observed.as_ref()?;
+                    let (Some("RUNNING"), Some(created)) = (o.state.as_deref(), o.creation_ms) else { return None };
+                    if job.deleted_at_ms.is_some() || created.saturating_add(job.max_running_millis) > now {
+                        return None;
+                    }
+                    let driver = o.driver_pod.clone().unwrap_or_else(|| format!("{}-driver", job.id));
+                    Some((job, driver))
                 })
-                .collect()
-        })
-        .await;
-        for job in overdue {
-            let Some(o) = &job.observed else { continue };
+                .collect::<Vec<_>>()
+        });
+        for (job, driver) in overdue.await.unwrap_or_default() {
             let Some(cluster) = clusters.get(&job.cluster) else { continue };
-            let driver = o.driver_pod.clone().unwrap_or_else(|| format!("{}-driver", job.id));
             match cluster.delete_pod(&driver).await {
                 Ok(()) => {
                     tracing::info!(job = %job.id, max_running_ms = job.max_running_millis, "killed an application running too long")
@@ -68,7 +59,7 @@ pub async fn prune(raft: RaftNode, retention: Duration, every: Duration) {
             continue;
         }
         let horizon = now.saturating_sub(retention.as_millis() as u64);
-        let old: Vec<String> = scan_jobs(&raft, move |state| {
+        let old = raft.state().read_blocking(move |state| {
             state
                 .jobs()
                 .filter_map(Result::ok)
@@ -81,9 +72,9 @@ pub async fn prune(raft: RaftNode, retention: Duration, every: Duration) {
                 })
                 .map(|j| j.id)
                 .take(1000)
-                .collect()
-        })
-        .await;
+                .collect::<Vec<String>>()
+        });
+        let old = old.await.unwrap_or_default();
         if !old.is_empty() {
             let n = old.len();
             match raft.write(Command::Forget { ids: old }).await {

@@ -30,6 +30,18 @@ impl StateReader {
         StateReader { trees }
     }
 
+    /// Runs `read` on a blocking thread. Use it for anything that may cover many jobs: at a
+    /// million jobs a pass takes seconds, and on the async runtime it would hold off this
+    /// node's Raft heartbeats and RPC answers for as long. Fails only if `read` panicked or the
+    /// runtime is shutting down.
+    pub async fn read_blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&StateReader) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || read(&reader)).await
+    }
+
     pub fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
         match self.trees[T_JOBS].get(id.as_bytes()).map_err(|e| corrupt("sm_jobs", e))? {
             None => Ok(None),

@@ -12,8 +12,8 @@ pub(crate) type TxError = ConflictableTransactionError<String>;
 /// through [`TxState::insert`] or [`TxState::remove`], which tell a running snapshot build the
 /// value being replaced.
 pub(crate) struct TxState<'a> {
-    pub(crate) trees: &'a [TransactionalTree],
-    pub(crate) pre_images: &'a PreImages,
+    trees: &'a [TransactionalTree],
+    pre_images: &'a PreImages,
     /// Jobs inserted minus jobs removed in this transaction, for the stored job count.
     pub(crate) jobs_added: i64,
 }
