@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bpg_raft::model::Job;
 use bpg_router::naming::{cluster_of, normalize_label_value};
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -153,27 +154,55 @@ pub(crate) async fn admin_submissions(
         ));
     }
     let wanted = q.name.filter(|n| !n.is_empty()).map(|n| normalize_label_value(&n));
-    let lines = app.raft.state().jobs().filter_map(move |j| {
-        let job = match j {
-            Ok(job) => job,
-            Err(e) => {
-                tracing::error!(error = %e, "listing jobs stopped");
-                return None;
-            }
-        };
-        if job.deleted_at_ms.is_some() {
-            return None;
+    // The scan covers every job, so it runs on a blocking thread and hands the body over in
+    // chunks; a slow reader holds back the scan (the channel is bounded), and a reader that
+    // goes away stops it.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(LISTING_CHUNKS_IN_FLIGHT);
+    let scan = app.clone();
+    tokio::spawn(async move {
+        let state = scan.raft.state().clone();
+        let listed = state.read_blocking(move |state| {
+            let lines = state.jobs().filter_map(|j| {
+                let job = j.map_err(|e| tracing::error!(error = %e, "listing jobs: a record was skipped")).ok()?;
+                let listed = job.deleted_at_ms.is_none()
+                    && wanted
+                        .as_ref()
+                        .is_none_or(|w| job.application_name.as_deref().map(normalize_label_value).as_ref() == Some(w));
+                listed.then(|| summary(&job, &context(&scan, &job)).to_string())
+            });
+            send_in_chunks(lines, LISTING_CHUNK_BYTES, |chunk| tx.blocking_send(chunk).is_ok())
+        });
+        if let Err(e) = listed.await {
+            tracing::error!(error = %e, "listing jobs failed");
         }
-        if let Some(w) = &wanted
-            && job.application_name.as_deref().map(normalize_label_value).as_ref() != Some(w)
-        {
-            return None;
-        }
-        let mut line = summary(&job, &context(&app, &job)).to_string();
-        line.push('\n');
-        Some(Ok::<_, std::convert::Infallible>(line))
     });
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(futures::stream::iter(lines))).into_response())
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+}
+
+/// About how many bytes of NDJSON the admin listing sends at a time.
+const LISTING_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks the listing's scan may run ahead of the reader.
+const LISTING_CHUNKS_IN_FLIGHT: usize = 4;
+
+/// `lines`, each followed by a newline, gathered into chunks of at least `chunk_bytes` (the
+/// last may be shorter) that each end at a line's end. Stops early when `send` returns false.
+fn send_in_chunks(lines: impl Iterator<Item = String>, chunk_bytes: usize, mut send: impl FnMut(Bytes) -> bool) {
+    let mut chunk = Vec::with_capacity(chunk_bytes);
+    for line in lines {
+        chunk.extend_from_slice(line.as_bytes());
+        chunk.push(b'\n');
+        if chunk.len() >= chunk_bytes
+            && !send(Bytes::from(std::mem::replace(&mut chunk, Vec::with_capacity(chunk_bytes))))
+        {
+            return;
+        }
+    }
+    if !chunk.is_empty() {
+        send(Bytes::from(chunk));
+    }
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -239,5 +268,41 @@ pub(crate) async fn log(
             Ok((octet, Body::from_stream(stream)).into_response())
         }
         _ => Ok((octet, NO_LOG).into_response()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks_of(lines: &[String], chunk_bytes: usize, stop_after: usize) -> Vec<Bytes> {
+        let mut sent = Vec::new();
+        send_in_chunks(lines.iter().cloned(), chunk_bytes, |c| {
+            sent.push(c);
+            sent.len() < stop_after
+        });
+        sent
+    }
+
+    #[test]
+    fn the_listing_arrives_whole_in_chunks_that_end_at_line_ends() {
+        let lines: Vec<String> = (0..1000).map(|i| format!("{{\"submissionId\":\"job-{i}\"}}")).collect();
+        let expected: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        for chunk_bytes in [1, 7, 100, 4096, 1 << 20] {
+            let sent = chunks_of(&lines, chunk_bytes, usize::MAX);
+            let joined: Vec<u8> = sent.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(String::from_utf8(joined).unwrap(), expected, "chunk size {chunk_bytes}");
+            assert!(sent.iter().all(|c| c.ends_with(b"\n")), "chunk size {chunk_bytes}: a chunk split a line");
+            let short = sent.iter().rev().skip(1).filter(|c| c.len() < chunk_bytes).count();
+            assert_eq!(short, 0, "chunk size {chunk_bytes}: only the last chunk may be short");
+        }
+        assert!(chunks_of(&[], 100, usize::MAX).is_empty(), "no jobs, no chunks");
+    }
+
+    #[test]
+    fn the_listing_stops_when_the_reader_goes_away() {
+        let lines: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+        let sent = chunks_of(&lines, 100, 3);
+        assert_eq!(sent.len(), 3, "no chunk is built after a send fails");
     }
 }
