@@ -46,19 +46,21 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
         let (object, vanished) = match event {
             Event::Init => {
                 seen_in_list.clear();
-                listed_from = dispatched_jobs(&raft, cluster.id()).into_iter().map(|j| j.id).collect();
+                listed_from = live_objects(&raft, cluster.id()).await;
                 continue;
             }
             Event::InitDone => {
-                // Objects of ours the listing did not contain are gone. The mark carries the
-                // last revision seen of the object, so any later sighting supersedes it.
-                for job in dispatched_jobs(&raft, cluster.id()) {
-                    if listed_from.contains(&job.id) && !seen_in_list.contains(&job.id) {
-                        let observed = Observed { vanished: true, ..job.observed.clone().unwrap_or_default() };
-                        let _ = tx.send(StatusUpdate { id: job.id, observed }).await;
+                // Objects of ours the listing did not contain are gone (if their jobs still
+                // expect them). The mark carries the last revision seen of the object, so any
+                // later sighting supersedes it.
+                for id in listed_from.drain().filter(|id| !seen_in_list.contains(id)) {
+                    if let Ok(Some(job)) = raft.state().job(&id)
+                        && expects_object(&job, cluster.id())
+                    {
+                        let observed = Observed { vanished: true, ..job.observed.unwrap_or_default() };
+                        let _ = tx.send(StatusUpdate { id, observed }).await;
                     }
                 }
-                listed_from.clear();
                 continue;
             }
             Event::InitApply(o) => {
@@ -89,13 +91,28 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
     proposer.abort();
 }
 
-fn dispatched_jobs(raft: &RaftNode, cluster: &str) -> Vec<Job> {
-    raft.state()
-        .jobs()
-        .filter_map(Result::ok)
-        .filter(|j| j.cluster == cluster && j.dispatch == Dispatch::Created && j.deleted_at_ms.is_none())
-        .filter(|j| !j.observed.as_ref().is_some_and(|o| o.vanished))
-        .collect()
+/// The jobs whose objects `cluster` should hold now. The pass reads every job (seconds at a
+/// million), so it runs on a blocking thread: on the runtime it would hold off this leader's
+/// heartbeats, and each new leader would lose its term the same way on taking it. Empty if the
+/// read could not run (no object is then marked gone).
+async fn live_objects(raft: &RaftNode, cluster: &str) -> HashSet<String> {
+    let cluster = cluster.to_owned();
+    let read = raft.state().read_blocking(move |state| {
+        state.jobs().filter_map(Result::ok).filter(|j| expects_object(j, &cluster)).map(|j| j.id).collect()
+    });
+    read.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "reading the jobs a cluster should hold failed");
+        HashSet::new()
+    })
+}
+
+/// Whether `job`'s object should exist on `cluster`: created there, not deleted through bpg,
+/// not already known to be gone.
+fn expects_object(job: &Job, cluster: &str) -> bool {
+    job.cluster == cluster
+        && job.dispatch == Dispatch::Created
+        && job.deleted_at_ms.is_none()
+        && !job.observed.as_ref().is_some_and(|o| o.vanished)
 }
 
 /// Batches updates into `RecordStatus` commands.
