@@ -33,8 +33,8 @@ pub struct RaftSettings {
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
     /// Build a snapshot once this many log entries follow the last one *and* the log written
-    /// since has reached a quarter of the last snapshot's size (so that a large state is not
-    /// rewritten every few seconds). Default 5000.
+    /// since has reached the last snapshot's size (so that a large state is not rewritten every
+    /// few seconds). Default 5000.
     pub snapshot_every_logs: u64,
     /// Log entries kept behind a snapshot, so slow followers catch up without one. Default 1000.
     pub logs_kept_after_snapshot: u64,
