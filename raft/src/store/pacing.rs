@@ -8,12 +8,14 @@
 //! multiple of log writes, whatever the size of the state, and the log kept on disk (read
 //! whole when a node starts) stays within a fixed share of the state.
 //!
-//! The share trades build CPU against log on disk. At a quarter, a 600,000-job state (334 MB
-//! snapshot) was rewritten every ~95 s under a full-rate fill, each build reading the state for
-//! 17–28 s on a loaded 2-core machine: a quarter of every node's time, on all nodes at once
-//! (they append the same log, so they come due together). At the whole size, builds are four
-//! times rarer, and the log grows to at most about the snapshot's size (TiKV's default keeps
-//! up to three quarters of a region's size in log before it compacts).
+//! The share trades build CPU against log on disk. At a quarter, the 1M benchmark fill built
+//! every 5,000 entries (the `snapshotEveryLogs` floor) up to ~500,000 jobs, then as the size
+//! rule took over every 5,550–9,117 entries; a million-job state (1.9 M records) took 40 s to
+//! read on a loaded 2-core machine, every 160 s: a quarter of every node's time, on all nodes
+//! at once (they append the same log, so they come due together). At the whole size the size
+//! rule spaces builds four times as far apart, and governs from ~150,000 jobs (8,400–10,200
+//! entries apart at 250,000–300,000 jobs); the log grows to about the snapshot's size (TiKV's
+//! default keeps up to three quarters of a region's size in log before it compacts).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
