@@ -19,5 +19,5 @@ mod typ;
 
 pub use facade::{AdminError, LeaderInfo, RaftNode, RaftSettings, RaftStatus, ReadError, StartError, WriteError};
 pub use network::{ClusterSecret, NetworkFactory, rpc_router};
-pub use store::{SnapshotFile, StateReader, Store, StoreError, StoreOptions};
+pub use store::{Scan, SnapshotFile, StateReader, Store, StoreError, StoreOptions};
 pub use typ::{NodeId, NodeInfo, TypeConfig};

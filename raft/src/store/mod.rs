@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 pub(crate) use log_store::LogStore;
 pub(crate) use pacing::SnapshotPacing;
-pub use reader::StateReader;
+pub use reader::{Scan, StateReader};
 pub use snapshot::SnapshotFile;
 pub(crate) use state_machine::StateMachine;
 

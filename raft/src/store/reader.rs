@@ -25,21 +25,38 @@ fn corrupt(tree: &'static str, e: impl ToString) -> StoreError {
     StoreError::Corrupt { tree, detail: e.to_string() }
 }
 
+/// The reads of a [`StateReader`] that cover many jobs, handed out on a blocking thread by
+/// [`StateReader::read_blocking`] and nowhere else, so that no async task can run one.
+#[derive(Debug)]
+pub struct Scan<'a>(&'a StateReader);
+
+impl Scan<'_> {
+    /// Every job, in submission-id order, decoded lazily.
+    pub fn jobs(&self) -> impl Iterator<Item = Result<Job, StoreError>> + Send + 'static {
+        self.0.jobs()
+    }
+
+    /// Every job `user` owns or runs as (the proxy user), in submission-id order.
+    pub fn jobs_of_owner(&self, user: &str) -> Result<Vec<Job>, StoreError> {
+        self.0.jobs_of_owner(user)
+    }
+}
+
 impl StateReader {
     pub(crate) fn new(trees: Vec<sled::Tree>) -> Self {
         StateReader { trees }
     }
 
-    /// Runs `read` on a blocking thread. Use it for anything that may cover many jobs: at a
-    /// million jobs a pass takes seconds, and on the async runtime it would hold off this
-    /// node's Raft heartbeats and RPC answers for as long. Fails only if `read` panicked or the
-    /// runtime is shutting down.
+    /// Runs `read` on a blocking thread, the only place the reads that cover many jobs
+    /// ([`Scan`]) are available: at a million jobs a pass takes seconds, and on the async
+    /// runtime it would hold off this node's Raft heartbeats and RPC answers for as long.
+    /// Fails only if `read` panicked or the runtime is shutting down.
     pub async fn read_blocking<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&StateReader) -> T + Send + 'static,
+        read: impl FnOnce(&Scan<'_>) -> T + Send + 'static,
     ) -> Result<T, tokio::task::JoinError> {
         let reader = self.clone();
-        tokio::task::spawn_blocking(move || read(&reader)).await
+        tokio::task::spawn_blocking(move || read(&Scan(&reader))).await
     }
 
     pub fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
@@ -50,7 +67,7 @@ impl StateReader {
     }
 
     /// Every job `user` owns or runs as (the proxy user), in submission-id order.
-    pub fn jobs_of_owner(&self, user: &str) -> Result<Vec<Job>, StoreError> {
+    pub(crate) fn jobs_of_owner(&self, user: &str) -> Result<Vec<Job>, StoreError> {
         let prefix = pair_prefix(user);
         let mut jobs = Vec::new();
         for item in self.trees[T_BY_OWNER].scan_prefix(&prefix) {
@@ -64,7 +81,7 @@ impl StateReader {
     }
 
     /// Every job, in submission-id order, decoded lazily.
-    pub fn jobs(&self) -> impl Iterator<Item = Result<Job, StoreError>> + Send + 'static {
+    pub(crate) fn jobs(&self) -> impl Iterator<Item = Result<Job, StoreError>> + Send + 'static {
         self.trees[T_JOBS].iter().map(|item| {
             let (_, value) = item.map_err(|e| corrupt("sm_jobs", e))?;
             decode(&value).map_err(|e| corrupt("sm_jobs", e))
