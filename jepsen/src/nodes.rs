@@ -1,5 +1,5 @@
 //! The processes under test: gateway nodes and kubesim clusters, each in its namespace, each
-//! node with its own sled directory; and the verbs the nemesis needs (kill, restart, pause).
+//! node with its own data directory; and the verbs the nemesis needs (kill, restart, pause).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -22,7 +22,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(cfg: Valid) -> anyhow::Result<()> {
     info!(node = cfg.node_id, raft = %cfg.me.raft_addr, api = %cfg.me.api_addr, "starting bpg node");
 
-    // 1. Open the store (blocking: sled recovery can take a moment).
+    // 1. Open the store (blocking: after a crash the database checks its file first).
     info!(dir = %cfg.data_dir.display(), "opening the store");
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (dir, store_opts) = (cfg.data_dir.clone(), cfg.store.clone());

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::batch::Proposer;
 use crate::model::{Command, Response};
 use crate::network::NetworkFactory;
-use crate::store::{SnapshotPacing, StateMachine, StateReader, Store};
+use crate::store::{SnapshotPacing, StateReader, Store};
 use crate::typ::{NodeId, NodeInfo, Raft};
 
 /// Timing and compaction settings of one node.
@@ -128,7 +128,6 @@ struct Inner {
     /// each compute a voter set without the other's node.
     membership_lock: tokio::sync::Mutex<()>,
     reader: StateReader,
-    state_machine: StateMachine,
     /// Where writes go to share log entries (see [`crate::batch`]).
     proposer: Proposer,
     write_timeout: Duration,
@@ -239,7 +238,7 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Settings(e.to_string()))?;
         let Store { log, state_machine, reader, pacing } = store;
-        let raft = Raft::new(id, Arc::new(config), network, log, state_machine.clone())
+        let raft = Raft::new(id, Arc::new(config), network, log, state_machine)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         pace_snapshots(raft.clone(), pacing, settings.snapshot_every_logs);
@@ -250,7 +249,6 @@ impl RaftNode {
                 raft,
                 membership_lock: tokio::sync::Mutex::new(()),
                 reader,
-                state_machine,
                 proposer,
                 write_timeout: settings.write_timeout,
                 quorum_silence: 2 * settings.election_timeout_max,
@@ -481,13 +479,11 @@ impl RaftNode {
         self.inner.raft.trigger().snapshot().await.map_err(|e| AdminError::Unknown(e.to_string()))
     }
 
-    /// Stops Raft and makes the store durable. Call once, at the end of shutdown.
+    /// Stops Raft. Call once, at the end of shutdown; every write the store took is already
+    /// durable (each commits with a sync).
     pub async fn shutdown(&self) {
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "Raft did not shut down cleanly");
-        }
-        if let Err(e) = self.inner.state_machine.flush().await {
-            tracing::warn!(error = %e, "final flush of the store failed");
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The replicated store of bpg.
 //!
 //! Owns: the openraft type configuration ([`TypeConfig`]), the [`model`] of jobs, clusters'
-//! dynamic state and the idempotency index with its deterministic `apply`, the sled-backed log
-//! and state machine ([`Store`]), snapshots, and the node-to-node Raft RPC ([`rpc_router`],
+//! dynamic state and the idempotency index with its deterministic `apply`, the log in segment
+//! files and the state machine in redb ([`Store`]), snapshots, and the node-to-node Raft RPC ([`rpc_router`],
 //! [`NetworkFactory`]). The rest of bpg talks to it through [`RaftNode`].
 //!
 //! Knows nothing of HTTP API shapes or Kubernetes: see `router` and `api`.

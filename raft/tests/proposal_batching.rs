@@ -6,7 +6,7 @@ use std::time::Duration;
 use bpg_raft::model::{ClusterState, Command, Response};
 use bpg_raft::{ClusterSecret, NetworkFactory, NodeInfo, RaftNode, RaftSettings, Store, StoreOptions};
 
-/// A one-node cluster on a fresh sled directory, leading.
+/// A one-node cluster on a fresh data directory, leading.
 async fn single_node(dir: &std::path::Path) -> RaftNode {
     let store = Store::open(dir, &StoreOptions::default()).expect("store opens");
     let network = NetworkFactory::new(1, ClusterSecret::new("test"), None);

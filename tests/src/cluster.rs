@@ -1,5 +1,5 @@
 //! `TestCluster`: gateway nodes as real `bpg serve` processes on loopback, each with its own
-//! sled directory in a temporary directory, and the verbs tests need (leader, kill, restart).
+//! data directory in a temporary directory, and the verbs tests need (leader, kill, restart).
 //! When a test panics, the directory (configs, data, logs) is kept and its path printed.
 
 use std::fmt::Write as _;
@@ -30,7 +30,7 @@ pub struct ClusterOptions {
     /// `ttlSeconds` of the Spark clusters a `GatewayCluster` configures: finished
     /// SparkApplications are deleted that long after they end.
     pub app_ttl_seconds: Option<u32>,
-    /// `raft.storeCacheBytes` (sled's page cache); `None` leaves the product default.
+    /// `raft.storeCacheBytes` (the database's page cache); `None` leaves the product default.
     pub store_cache_bytes: Option<u64>,
 }
 

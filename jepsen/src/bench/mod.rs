@@ -1,5 +1,5 @@
 //! `jepsen bench`: throughput, latency, failover time and footprint of a 3-node gateway (release
-//! build, fsync on, sled directories on the local disk) with two kubesim clusters, and in the
+//! build, fsync on, data directories on the local disk) with two kubesim clusters, and in the
 //! same run a 3-member etcd cluster and the disk's fdatasync rate, so that ratios hold on a
 //! noisy machine. Results go to `bench/results/` as JSON and Markdown, plots as PNG.
 
@@ -66,7 +66,7 @@ pub struct BenchArgs {
     /// minute keeps each cluster's memory flat; the gateway never reads Events.
     #[arg(long, default_value_t = 60)]
     pub event_ttl_seconds: u64,
-    /// sled's page cache per node, MiB (default: the product default).
+    /// The database's page cache per node, MiB (default: the product default).
     #[arg(long)]
     pub store_cache_mib: Option<u64>,
     /// Do not draw the PNG plots (they need python3 with matplotlib, installed into a venv
@@ -140,7 +140,7 @@ pub struct Footprint {
     pub rss_mib: Vec<f64>,
     /// Sustained acknowledged submissions per second while filling.
     pub fill_per_s: f64,
-    /// Size of the leader's data directory (sled and snapshots), MiB.
+    /// Size of the leader's data directory (database, Raft log and snapshots), MiB.
     pub data_dir_mib: f64,
 }
 

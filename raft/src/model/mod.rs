@@ -1,4 +1,4 @@
-//! The replicated domain, with no openraft or sled in sight.
+//! The replicated domain, with no openraft or database in sight.
 //!
 //! Everything the gateway replicates is here: [`Job`]s, each Kubernetes cluster's dynamic
 //! [`ClusterState`] and the idempotency index. A [`Command`] goes in, [`apply`] decides, a
@@ -7,7 +7,7 @@
 //! the same log reaches the same state.
 //!
 //! Storage is abstracted by [`StateAccess`]; [`MemState`] is the in-memory implementation used by
-//! unit tests and as the reference the sled implementation is checked against.
+//! unit tests and as the reference the stored implementation is checked against.
 
 mod apply;
 mod command;

@@ -1,34 +1,46 @@
-//! Tree names and key encodings: the whole on-disk layout in one place.
+//! Table names and key encodings: the whole on-disk layout in one place.
 //!
-//! Integers in keys are big-endian so that byte order equals numeric order. Values are bincode.
+//! Every table maps bytes to bytes. Integers in keys are big-endian so that byte order equals
+//! numeric order. Values are bincode.
 
-/// Raft log entries, key = index (u64 BE): where versions before the segment files kept the
-/// log; read once, to move it, then dropped (`store::migrate_sled_log`).
-pub(crate) const LOG: &str = "raft_log";
+/// A table of the store's database.
+pub(crate) type Table = redb::TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// The database file, in the node's data directory.
+pub(crate) const DB_FILE: &str = "state.redb";
+
 /// Raft metadata: vote, last purged log id, committed log id.
-pub(crate) const RAFT_META: &str = "raft_meta";
+pub(crate) const RAFT_META: Table = Table::new("raft_meta");
 /// Jobs, key = submission id.
-pub(crate) const JOBS: &str = "sm_jobs";
+pub(crate) const JOBS: Table = Table::new("sm_jobs");
 /// Index of jobs by owner, key = owner 0x00 submission id, empty value.
-pub(crate) const JOBS_BY_OWNER: &str = "sm_jobs_by_owner";
+pub(crate) const JOBS_BY_OWNER: Table = Table::new("sm_jobs_by_owner");
 /// Index of jobs whose dispatch is pending, key = submission id, empty value.
-pub(crate) const PENDING: &str = "sm_pending";
+pub(crate) const PENDING: Table = Table::new("sm_pending");
 /// Cluster dynamic state, key = cluster id.
-pub(crate) const CLUSTERS: &str = "sm_clusters";
+pub(crate) const CLUSTERS: Table = Table::new("sm_clusters");
 /// Idempotency entries, key = owner 0x00 idempotency key.
-pub(crate) const IDEMPOTENCY: &str = "sm_idempotency";
+pub(crate) const IDEMPOTENCY: Table = Table::new("sm_idempotency");
 /// State-machine metadata: last applied log id, membership, current snapshot.
-pub(crate) const SM_META: &str = "sm_meta";
+pub(crate) const SM_META: Table = Table::new("sm_meta");
 
-/// The state-machine trees in the order transactions, snapshots and installs use them.
-pub(crate) const SM_TREES: [&str; 6] = [JOBS, JOBS_BY_OWNER, PENDING, CLUSTERS, IDEMPOTENCY, SM_META];
-/// Positions in [`SM_TREES`].
+/// The state-machine tables in the order applies, snapshots and installs use them; a snapshot
+/// record names its table by position here.
+pub(crate) const SM_TABLES: [Table; 6] = [JOBS, JOBS_BY_OWNER, PENDING, CLUSTERS, IDEMPOTENCY, SM_META];
+/// Positions in [`SM_TABLES`].
 pub(crate) const T_JOBS: usize = 0;
 pub(crate) const T_BY_OWNER: usize = 1;
 pub(crate) const T_PENDING: usize = 2;
 pub(crate) const T_CLUSTERS: usize = 3;
 pub(crate) const T_IDEMPOTENCY: usize = 4;
 pub(crate) const T_SM_META: usize = 5;
+
+/// The sled directory of versions before the redb file (`sled_import.rs`), and the name it
+/// takes once imported, until it is deleted.
+pub(crate) const SLED_DIR: &str = "db";
+pub(crate) const SLED_DIR_IMPORTED: &str = "db.imported";
+/// sled's tree of the Raft log, in versions before the segment files.
+pub(crate) const SLED_LOG: &str = "raft_log";
 
 pub(crate) const VOTE: &[u8] = b"vote";
 pub(crate) const LAST_PURGED: &[u8] = b"last_purged";
@@ -37,8 +49,7 @@ pub(crate) const LAST_APPLIED: &[u8] = b"last_applied";
 pub(crate) const MEMBERSHIP: &[u8] = b"membership";
 /// Metadata of the snapshot file in the snapshot directory that is current.
 pub(crate) const CURRENT_SNAPSHOT: &[u8] = b"current_snapshot";
-/// How many jobs `sm_jobs` holds (u64), kept by every apply: counting the tree reads all of it,
-/// which at a million jobs takes seconds. Written on open where an earlier version left none.
+/// How many jobs `sm_jobs` held, kept by versions on sled; a redb table knows its length.
 pub(crate) const JOB_COUNT: &[u8] = b"job_count";
 /// Present while a snapshot is being installed; on open, the install is redone.
 pub(crate) const INSTALLING: &[u8] = b"installing";

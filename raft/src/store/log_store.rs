@@ -5,19 +5,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageIOError};
 
-use super::SnapshotPacing;
-use super::keys::{COMMITTED, LAST_PURGED, VOTE, decode, encode};
+use super::keys::{COMMITTED, LAST_PURGED, RAFT_META, VOTE, decode, encode};
 use super::wal::Wal;
+use super::{SnapshotPacing, get, put_durably};
 use crate::typ::{Entry, LogId, StorageError, TypeConfig, Vote};
 
-/// The Raft log in segment files ([`Wal`]); vote, committed and purge bound in sled's
-/// `raft_meta` tree. Cheap to clone; clones share the log.
+/// The latest committed log id openraft reported, shared with the state machine, whose next
+/// apply transaction stores it.
+pub(crate) type CommittedHint = Arc<Mutex<Option<LogId>>>;
+
+/// The Raft log in segment files ([`Wal`]); vote, committed and purge bound in the database's
+/// `raft_meta` table. Cheap to clone; clones share the log.
 #[derive(Clone)]
 pub(crate) struct LogStore {
-    db: sled::Db,
-    meta: sled::Tree,
+    db: Arc<redb::Database>,
     wal: Arc<Mutex<Wal>>,
     pacing: Arc<SnapshotPacing>,
+    committed: CommittedHint,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -46,8 +50,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
 }
 
 impl LogStore {
-    pub(crate) fn new(db: sled::Db, meta: sled::Tree, wal: Wal, pacing: Arc<SnapshotPacing>) -> Self {
-        LogStore { db, meta, wal: Arc::new(Mutex::new(wal)), pacing }
+    pub(crate) fn new(
+        db: Arc<redb::Database>,
+        wal: Wal,
+        pacing: Arc<SnapshotPacing>,
+        committed: CommittedHint,
+    ) -> Self {
+        LogStore { db, wal: Arc::new(Mutex::new(wal)), pacing, committed }
     }
 
     pub(super) fn wal(&self) -> MutexGuard<'_, Wal> {
@@ -55,14 +64,13 @@ impl LogStore {
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        match self.meta.get(key).map_err(read_err)? {
-            None => Ok(None),
-            Some(bytes) => Ok(Some(decode(&bytes).map_err(read_err)?)),
-        }
+        get(&self.db, RAFT_META, key).map_err(read_err)
     }
 
-    async fn flush_meta(&self) -> std::io::Result<()> {
-        super::flush(&self.db).await
+    /// Writes one Raft metadata value and commits it durably, on a blocking thread.
+    async fn write_meta(&self, key: &'static [u8], value: Vec<u8>) -> std::io::Result<()> {
+        let db = self.db.clone();
+        blocking(move || put_durably(&db, RAFT_META, key, &value).map_err(std::io::Error::other)).await
     }
 
     /// Runs `f` on the log with the lock held, on a blocking thread.
@@ -92,7 +100,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let spans = self.wal().spans(from, to);
         // Reads come from the kernel's page cache (recent entries) and are short; openraft
-        // calls this from its core and replication tasks, as it did with sled's reads.
+        // calls this from its core and replication tasks, like a database read.
         let mut entries = Vec::new();
         for span in spans {
             span.read(|_, payload| {
@@ -124,8 +132,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let werr = |e: &dyn std::error::Error| StorageIOError::write_vote(openraft::AnyError::error(e.to_string()));
-        self.meta.insert(VOTE, encode(vote)).map_err(|e| werr(&e))?;
-        self.flush_meta().await.map_err(|e| werr(&e))?;
+        self.write_meta(VOTE, encode(vote)).await.map_err(|e| werr(&e))?;
         Ok(())
     }
 
@@ -134,13 +141,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // A hint for applying sooner after a restart; made durable by the next sled flush.
-        self.meta.insert(COMMITTED, encode(&committed)).map_err(write_err)?;
+        // A hint for applying sooner after a restart, stored by the next apply transaction:
+        // a transaction of its own here would wait for the apply's commit to end.
+        *self.committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = committed;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED)?.flatten())
+        let latest = *self.committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match latest {
+            Some(committed) => Ok(Some(committed)),
+            None => Ok(self.read_meta::<Option<LogId>>(COMMITTED)?.flatten()),
+        }
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -172,8 +184,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Persist the new lower bound first: after a crash, the log state must never report
         // entries at or below a purge that already started deleting.
-        self.meta.insert(LAST_PURGED, encode(&Some(log_id))).map_err(write_err)?;
-        self.flush_meta().await.map_err(write_err)?;
+        self.write_meta(LAST_PURGED, encode(&Some(log_id))).await.map_err(write_err)?;
         self.with_wal_blocking(move |wal| wal.purge(log_id.index)).await.map_err(write_err)
     }
 }

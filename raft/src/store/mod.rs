@@ -1,14 +1,15 @@
-//! The node's storage behind the crate's own types; the only module that names sled.
+//! The node's storage behind the crate's own types; the only module that names redb or sled.
 //!
-//! The Raft log is in append-only segment files (`wal.rs`, under `dir/raft-log`); one
-//! `sled::Db` per node holds the Raft metadata (vote, purge bound) and the state machine
-//! ([`StateMachine`]); [`StateReader`] is the read-only view the API serves from. The durability
-//! rules (tech-notes §1–2): every Raft write is durable before it returns or its callback fires —
-//! an append `fdatasync`s its segment, truncate syncs file and directory, vote and purge bound
-//! end with `Db::flush()` run in `spawn_blocking` (never `flush_async`, which deadlocks); each
-//! apply batch is one multi-tree transaction that also writes `last_applied`, then a flush;
-//! a snapshot captures the state at one apply boundary, read while applies go on
-//! (`pre_images`); `last_purged` is persisted before any entry is deleted.
+//! The Raft log is in append-only segment files (`wal.rs`, under `dir/raft-log`); one redb
+//! database per node (`dir/state.redb`) holds the Raft metadata (vote, purge bound) and the state
+//! machine ([`StateMachine`]); [`StateReader`] is the read-only view the API serves from. The
+//! durability rules (tech-notes §1–2): every Raft write is durable before it returns or its
+//! callback fires — an append `fdatasync`s its segment, truncate syncs file and directory, vote
+//! and purge bound are committed with redb's default immediate durability (synced on return);
+//! each apply batch is one write transaction that also writes `last_applied`; a snapshot reads
+//! one read transaction, the state at one apply boundary, while applies go on; `last_purged` is
+//! persisted before any entry is deleted. A directory that versions before redb kept in sled
+//! is imported on open (`sled_import.rs`).
 
 // openraft's storage traits fix `StorageError` (over 200 bytes) as the error type; the helpers
 // feeding them return it too rather than convert at every call.
@@ -17,15 +18,17 @@
 mod keys;
 mod log_store;
 mod pacing;
-mod pre_images;
 mod reader;
+mod sled_import;
 mod snapshot;
 mod state_machine;
 mod tx_state;
 mod wal;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use redb::ReadableDatabase;
 
 pub(crate) use log_store::LogStore;
 pub(crate) use pacing::SnapshotPacing;
@@ -39,9 +42,11 @@ mod tests;
 /// Errors of the storage layer itself (opening, reading, decoding).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("sled error in {path}: {source}")]
+    #[error("database error in {path}: {source}")]
+    Db { path: PathBuf, source: redb::Error },
+    #[error("sled error in {path} (importing a directory of an earlier version): {source}")]
     Sled { path: PathBuf, source: sled::Error },
-    #[error("corrupt record in tree {tree}: {detail}")]
+    #[error("corrupt record in table {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("snapshot file {path}: {detail}")]
     Snapshot { path: PathBuf, detail: String },
@@ -54,7 +59,7 @@ pub enum StoreError {
 /// Tuning of the embedded store.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// sled page-cache size, in bytes.
+    /// The database's page cache, in bytes: most of a node's memory beyond a baseline.
     pub cache_capacity_bytes: u64,
     /// Size at which the Raft log starts a new segment file; purges delete whole segments.
     pub log_segment_bytes: u64,
@@ -62,7 +67,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_capacity_bytes: 64 * 1024 * 1024, log_segment_bytes: 16 * 1024 * 1024 }
+        StoreOptions { cache_capacity_bytes: 32 * 1024 * 1024, log_segment_bytes: 16 * 1024 * 1024 }
     }
 }
 
@@ -76,97 +81,84 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`: `dir/db` for sled, `dir/raft-log` for the log's
-    /// segments, `dir/snapshots` for snapshot files. Finishes a snapshot install that a crash
-    /// interrupted, and moves a log kept in sled by earlier versions into segments. Blocking;
-    /// call at start-up.
+    /// Opens (or creates) the store in `dir`: `dir/state.redb` for the database, `dir/raft-log`
+    /// for the log's segments, `dir/snapshots` for snapshot files. Finishes a snapshot install
+    /// that a crash interrupted, and imports a directory an earlier version kept in sled.
+    /// Blocking; call at start-up.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        let db_path = dir.join("db");
-        let sled_err = |source| StoreError::Sled { path: db_path.clone(), source };
-        let db =
-            sled::Config::new().path(&db_path).cache_capacity(options.cache_capacity_bytes).open().map_err(sled_err)?;
-        let open_tree = |name: &str| db.open_tree(name).map_err(sled_err);
-        let pacing = Arc::new(SnapshotPacing::default());
-        let meta = open_tree(keys::RAFT_META)?;
-        let purged = match meta.get(keys::LAST_PURGED).map_err(sled_err)? {
-            None => None,
-            Some(bytes) => keys::decode::<Option<crate::typ::LogId>>(&bytes)
-                .map_err(|e| StoreError::Corrupt { tree: keys::RAFT_META, detail: format!("last_purged: {e}") })?,
-        };
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        let db_path = dir.join(keys::DB_FILE);
+        let db = Arc::new(open_db(&db_path, options)?);
         let log_dir = dir.join("raft-log");
-        let mut wal = wal::Wal::open(&log_dir, options.log_segment_bytes, purged.map(|l| l.index))?;
-        migrate_sled_log(&db, &db_path, &mut wal, &log_dir)?;
-        let log = LogStore::new(db.clone(), meta, wal, pacing.clone());
-        let sm_trees = keys::SM_TREES.iter().map(|name| open_tree(name)).collect::<Result<Vec<_>, _>>()?;
+        sled_import::import(dir, &db, &log_dir, options.log_segment_bytes)?;
+        let purged = get::<Option<crate::typ::LogId>>(&db, keys::RAFT_META, keys::LAST_PURGED)
+            .map_err(|e| StoreError::Corrupt { tree: "raft_meta", detail: format!("last_purged: {e}") })?
+            .flatten();
+        let wal = wal::Wal::open(&log_dir, options.log_segment_bytes, purged.map(|l| l.index))?;
+        let pacing = Arc::new(SnapshotPacing::default());
+        let committed = Arc::new(Mutex::new(None));
+        let log = LogStore::new(db.clone(), wal, pacing.clone(), committed.clone());
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)
             .map_err(|source| StoreError::Io { path: snapshot_dir.clone(), source })?;
-        let state_machine = StateMachine::open(db, sm_trees.clone(), snapshot_dir, pacing.clone())?;
-        let reader = StateReader::new(sm_trees);
+        let reader = StateReader::new(db.clone(), &db_path);
+        let state_machine = StateMachine::open(db, db_path, snapshot_dir, pacing.clone(), committed)?;
         Ok(Store { log, state_machine, reader, pacing })
     }
 }
 
-/// Moves the Raft log out of the sled tree where earlier versions kept it. The tree is
-/// authoritative while it has entries (the node has not run on segments since), so segments
-/// left by an interrupted migration are discarded and the copy redone; the tree is dropped only
-/// once the copy is synced.
-fn migrate_sled_log(db: &sled::Db, db_path: &Path, wal: &mut wal::Wal, log_dir: &Path) -> Result<(), StoreError> {
-    let sled_err = |source| StoreError::Sled { path: db_path.to_path_buf(), source };
-    let wal_err = |source| StoreError::Io { path: log_dir.to_path_buf(), source };
-    if !db.tree_names().iter().any(|name| name == keys::LOG.as_bytes()) {
-        return Ok(());
+/// Opens (or creates) the database and makes sure every table exists, so that read
+/// transactions can open them.
+fn open_db(path: &Path, options: &StoreOptions) -> Result<redb::Database, StoreError> {
+    let db_err = |e: redb::Error| StoreError::Db { path: path.to_path_buf(), source: e };
+    let started = std::time::Instant::now();
+    let cache = usize::try_from(options.cache_capacity_bytes).unwrap_or(usize::MAX);
+    let db = redb::Builder::new().set_cache_size(cache).create(path).map_err(|e| db_err(e.into()))?;
+    let tx = db.begin_write().map_err(|e| db_err(e.into()))?;
+    for table in std::iter::once(keys::RAFT_META).chain(keys::SM_TABLES) {
+        tx.open_table(table).map_err(|e| db_err(e.into()))?;
     }
-    let old = db.open_tree(keys::LOG).map_err(sled_err)?;
-    if !old.is_empty() {
-        wal.clear().map_err(wal_err)?;
-        let mut chunk = Vec::new();
-        let mut copied = 0usize;
-        for item in old.iter() {
-            let (key, value) = item.map_err(sled_err)?;
-            let index =
-                u64::from_be_bytes(key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    tree: keys::LOG,
-                    detail: format!("key of {} bytes", key.len()),
-                })?);
-            if chunk.last().is_some_and(|(last, _): &(u64, Vec<u8>)| *last + 1 != index) {
-                copied += append_synced(wal, &std::mem::take(&mut chunk)).map_err(wal_err)?;
-            }
-            chunk.push((index, value.to_vec()));
-            if chunk.len() == 4096 {
-                copied += append_synced(wal, &std::mem::take(&mut chunk)).map_err(wal_err)?;
-            }
-        }
-        copied += append_synced(wal, &chunk).map_err(wal_err)?;
-        tracing::info!(entries = copied, "moved the Raft log from sled into segment files");
+    commit(tx, "open").map_err(|e| db_err(e.into()))?;
+    let took = started.elapsed();
+    if took >= SLOW_SYNC {
+        // After a crash redb checks and repairs the whole file before it opens.
+        tracing::info!(ms = took.as_millis() as u64, path = %path.display(), "opened the database");
     }
-    db.drop_tree(keys::LOG).map_err(sled_err)?;
-    db.flush().map_err(sled_err)?;
+    Ok(db)
+}
+
+/// Reads and decodes one value, in a read transaction of its own.
+fn get<T: serde::de::DeserializeOwned>(
+    db: &redb::Database,
+    table: keys::Table,
+    key: &[u8],
+) -> Result<Option<T>, String> {
+    let read = db.begin_read().map_err(|e| e.to_string())?;
+    let table = read.open_table(table).map_err(|e| e.to_string())?;
+    match redb::ReadableTable::get(&table, key).map_err(|e| e.to_string())? {
+        None => Ok(None),
+        Some(bytes) => keys::decode(bytes.value()).map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+/// Writes one value and commits durably. Blocking.
+fn put_durably(db: &redb::Database, table: keys::Table, key: &[u8], value: &[u8]) -> Result<(), redb::Error> {
+    let tx = db.begin_write()?;
+    tx.open_table(table)?.insert(key, value)?;
+    commit(tx, "raft metadata")?;
     Ok(())
 }
 
-fn append_synced(wal: &mut wal::Wal, records: &[(u64, Vec<u8>)]) -> std::io::Result<usize> {
-    if let Some(file) = wal.append(records)? {
-        file.sync_data()?;
-    }
-    Ok(records.len())
-}
-
-/// Makes every write so far durable. The only way this crate flushes.
-async fn flush(db: &sled::Db) -> std::io::Result<()> {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        timed_sync("sled flush", || db.flush().map(|_| ()).map_err(std::io::Error::other))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+/// Commits `tx` (durably, unless it was set otherwise); a slow commit is logged.
+fn commit(tx: redb::WriteTransaction, what: &'static str) -> Result<(), redb::CommitError> {
+    timed_sync(what, || tx.commit())
 }
 
 /// A disk sync taking longer is logged: Raft on this node waits for it (etcd warns likewise).
 const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs a blocking sync and logs it when slower than [`SLOW_SYNC`].
-fn timed_sync<T>(what: &'static str, sync: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+fn timed_sync<T, E>(what: &'static str, sync: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
     let started = std::time::Instant::now();
     let result = sync();
     let took = started.elapsed();
@@ -174,4 +166,74 @@ fn timed_sync<T>(what: &'static str, sync: impl FnOnce() -> std::io::Result<T>) 
         tracing::warn!(sync = what, ms = took.as_millis() as u64, "slow disk sync");
     }
     result
+}
+
+/// Fsyncs a directory, making the renames and deletions in it durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Fills tables with many records (a snapshot install, an import) in write transactions of
+/// [`BulkLoad::CHUNK`] records, so that no transaction holds the whole state in memory. Only
+/// the last commit is synced: a crash before it must redo the load, and both callers arrange
+/// for that (a flag, or the source still in place).
+struct BulkLoad<'a> {
+    db: &'a redb::Database,
+    tables: &'a [keys::Table],
+    chunk: Vec<(usize, Vec<u8>, Vec<u8>)>,
+    records: u64,
+}
+
+impl<'a> BulkLoad<'a> {
+    const CHUNK: usize = 10_000;
+
+    /// Empties `tables` (unsynced, like the chunks) and starts loading into them; records
+    /// name their table by its position in `tables`.
+    fn replacing(db: &'a redb::Database, tables: &'a [keys::Table]) -> Result<Self, redb::Error> {
+        let mut tx = db.begin_write()?;
+        tx.set_durability(redb::Durability::None)?;
+        for table in tables {
+            tx.delete_table(*table)?;
+            tx.open_table(*table)?;
+        }
+        tx.commit()?;
+        Ok(BulkLoad { db, tables, chunk: Vec::with_capacity(Self::CHUNK), records: 0 })
+    }
+
+    fn insert(&mut self, table: usize, key: Vec<u8>, value: Vec<u8>) -> Result<(), redb::Error> {
+        self.chunk.push((table, key, value));
+        self.records += 1;
+        if self.chunk.len() == Self::CHUNK {
+            let mut tx = self.db.begin_write()?;
+            tx.set_durability(redb::Durability::None)?;
+            self.write_chunk(&tx)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn write_chunk(&mut self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        let mut open: Vec<Option<redb::Table<'_, &[u8], &[u8]>>> = self.tables.iter().map(|_| None).collect();
+        for (table, key, value) in self.chunk.drain(..) {
+            let opened = match &mut open[table] {
+                Some(opened) => opened,
+                slot => slot.insert(tx.open_table(self.tables[table])?),
+            };
+            opened.insert(key.as_slice(), value.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rest, lets `last` add its writes to the same transaction, and commits it
+    /// durably, which also makes every chunk before it durable. Returns the records loaded.
+    fn finish(
+        mut self,
+        last: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<u64, redb::Error> {
+        let tx = self.db.begin_write()?;
+        self.write_chunk(&tx)?;
+        last(&tx)?;
+        commit(tx, "bulk load")?;
+        Ok(self.records)
+    }
 }

@@ -1,23 +1,29 @@
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
 
 use super::StoreError;
-use super::keys::{
-    JOB_COUNT, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, T_SM_META, decode, pair_prefix,
-};
+use super::keys::{self, CLUSTERS, IDEMPOTENCY, JOBS, JOBS_BY_OWNER, PENDING, decode, pair_prefix};
 use crate::model::{ClusterState, IdempotencyEntry, IdempotencyKey, Job};
+
+/// One table, open in a read transaction (which it keeps alive).
+type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// Read-only view of the local replica's state machine. Cheap to clone, safe from any task.
 ///
-/// Reads see every applied batch whole or not at all for a single record; a listing may
-/// interleave with a concurrent apply. For a linearizable read, first wait on the facade.
+/// Each call reads one read transaction: the state after some apply batch, whole. For a
+/// linearizable read, first wait on the facade.
 #[derive(Clone)]
 pub struct StateReader {
-    trees: Vec<sled::Tree>,
+    db: Arc<redb::Database>,
+    path: Arc<Path>,
 }
 
 impl std::fmt::Debug for StateReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateReader").finish_non_exhaustive()
+        f.debug_struct("StateReader").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -43,8 +49,22 @@ impl Scan<'_> {
 }
 
 impl StateReader {
-    pub(crate) fn new(trees: Vec<sled::Tree>) -> Self {
-        StateReader { trees }
+    pub(crate) fn new(db: Arc<redb::Database>, path: &Path) -> Self {
+        StateReader { db, path: path.into() }
+    }
+
+    fn db_err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Db { path: self.path.to_path_buf(), source: e.into() }
+    }
+
+    /// `tables`, open in one read transaction.
+    fn read<const N: usize>(&self, tables: [keys::Table; N]) -> Result<[ReadTable; N], StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let mut open = Vec::with_capacity(N);
+        for table in tables {
+            open.push(tx.open_table(table).map_err(|e| self.db_err(e))?);
+        }
+        Ok(open.try_into().unwrap_or_else(|_| unreachable!("one table opened per name")))
     }
 
     /// Runs `read` on a blocking thread, the only place the reads that cover many jobs
@@ -60,84 +80,97 @@ impl StateReader {
     }
 
     pub fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        match self.trees[T_JOBS].get(id.as_bytes()).map_err(|e| corrupt("sm_jobs", e))? {
+        let [jobs] = self.read([JOBS])?;
+        self.job_in(&jobs, id)
+    }
+
+    fn job_in(&self, jobs: &ReadTable, id: &str) -> Result<Option<Job>, StoreError> {
+        match jobs.get(id.as_bytes()).map_err(|e| self.db_err(e))? {
             None => Ok(None),
-            Some(bytes) => decode(&bytes).map(Some).map_err(|e| corrupt("sm_jobs", e)),
+            Some(bytes) => decode(bytes.value()).map(Some).map_err(|e| corrupt("sm_jobs", e)),
         }
     }
 
     /// Every job `user` owns or runs as (the proxy user), in submission-id order.
     pub(crate) fn jobs_of_owner(&self, user: &str) -> Result<Vec<Job>, StoreError> {
         let prefix = pair_prefix(user);
-        let mut jobs = Vec::new();
-        for item in self.trees[T_BY_OWNER].scan_prefix(&prefix) {
-            let (key, _) = item.map_err(|e| corrupt("sm_jobs_by_owner", e))?;
-            let id = std::str::from_utf8(&key[prefix.len()..]).map_err(|e| corrupt("sm_jobs_by_owner", e))?;
-            if let Some(job) = self.job(id)? {
-                jobs.push(job);
+        let [by_owner, jobs] = self.read([JOBS_BY_OWNER, JOBS])?;
+        let mut out = Vec::new();
+        for item in by_owner.range::<&[u8]>(prefix.as_slice()..).map_err(|e| self.db_err(e))? {
+            let (key, _) = item.map_err(|e| self.db_err(e))?;
+            let Some(id) = key.value().strip_prefix(prefix.as_slice()) else { break };
+            let id = std::str::from_utf8(id).map_err(|e| corrupt("sm_jobs_by_owner", e))?;
+            if let Some(job) = self.job_in(&jobs, id)? {
+                out.push(job);
             }
         }
-        Ok(jobs)
+        Ok(out)
     }
 
     /// Every job, in submission-id order, decoded lazily.
     pub(crate) fn jobs(&self) -> impl Iterator<Item = Result<Job, StoreError>> + Send + 'static {
-        self.trees[T_JOBS].iter().map(|item| {
-            let (_, value) = item.map_err(|e| corrupt("sm_jobs", e))?;
-            decode(&value).map_err(|e| corrupt("sm_jobs", e))
-        })
+        let range = self.read([JOBS]).and_then(|[jobs]| jobs.range::<&[u8]>(..).map_err(|e| self.db_err(e)));
+        let (failed, range) = match range {
+            Ok(range) => (None, Some(range)),
+            Err(e) => (Some(Err(e)), None),
+        };
+        let reader = self.clone();
+        failed.into_iter().chain(range.into_iter().flatten().map(move |item| {
+            let (_, value) = item.map_err(|e| reader.db_err(e))?;
+            decode(value.value()).map_err(|e| corrupt("sm_jobs", e))
+        }))
     }
 
-    /// How many jobs the state holds, as of the last applied batch (a stored count: O(1)).
+    /// How many jobs the state holds, as of the last applied batch (the table's stored
+    /// length: O(1)).
     pub fn job_count(&self) -> Result<u64, StoreError> {
-        match self.trees[T_SM_META].get(JOB_COUNT).map_err(|e| corrupt("sm_meta", e))? {
-            None => Ok(0),
-            Some(bytes) => decode(&bytes).map_err(|e| corrupt("sm_meta", e)),
-        }
+        let [jobs] = self.read([JOBS])?;
+        jobs.len().map_err(|e| self.db_err(e))
     }
 
     /// Jobs committed but not yet known to exist on their cluster (and not deleted).
     pub fn pending_dispatch(&self) -> Result<Vec<Job>, StoreError> {
-        let mut jobs = Vec::new();
-        for item in self.trees[T_PENDING].iter() {
-            let (key, _) = item.map_err(|e| corrupt("sm_pending", e))?;
-            let id = std::str::from_utf8(&key).map_err(|e| corrupt("sm_pending", e))?;
-            if let Some(job) = self.job(id)? {
-                jobs.push(job);
+        let [pending, jobs] = self.read([PENDING, JOBS])?;
+        let mut out = Vec::new();
+        for item in pending.iter().map_err(|e| self.db_err(e))? {
+            let (key, _) = item.map_err(|e| self.db_err(e))?;
+            let id = std::str::from_utf8(key.value()).map_err(|e| corrupt("sm_pending", e))?;
+            if let Some(job) = self.job_in(&jobs, id)? {
+                out.push(job);
             }
         }
-        Ok(jobs)
+        Ok(out)
     }
 
     /// Clusters whose state was changed at run time.
     pub fn clusters(&self) -> Result<BTreeMap<String, ClusterState>, StoreError> {
+        let [clusters] = self.read([CLUSTERS])?;
         let mut out = BTreeMap::new();
-        for item in self.trees[T_CLUSTERS].iter() {
-            let (key, value) = item.map_err(|e| corrupt("sm_clusters", e))?;
-            let id = String::from_utf8(key.to_vec()).map_err(|e| corrupt("sm_clusters", e))?;
-            out.insert(id, decode(&value).map_err(|e| corrupt("sm_clusters", e))?);
+        for item in clusters.iter().map_err(|e| self.db_err(e))? {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            let id = String::from_utf8(key.value().to_vec()).map_err(|e| corrupt("sm_clusters", e))?;
+            out.insert(id, decode(value.value()).map_err(|e| corrupt("sm_clusters", e))?);
         }
         Ok(out)
     }
 
     pub fn idempotency(&self, owner: &str, key: &str) -> Result<Option<IdempotencyEntry>, StoreError> {
-        match self.trees[T_IDEMPOTENCY]
-            .get(super::keys::pair_key(owner, key))
-            .map_err(|e| corrupt("sm_idempotency", e))?
-        {
+        let [entries] = self.read([IDEMPOTENCY])?;
+        match entries.get(keys::pair_key(owner, key).as_slice()).map_err(|e| self.db_err(e))? {
             None => Ok(None),
-            Some(bytes) => decode(&bytes).map(Some).map_err(|e| corrupt("sm_idempotency", e)),
+            Some(bytes) => decode(bytes.value()).map(Some).map_err(|e| corrupt("sm_idempotency", e)),
         }
     }
 
     /// Idempotency entries created before `before_ms`, at most `limit` of them.
     pub fn expired_idempotency(&self, before_ms: u64, limit: usize) -> Result<Vec<IdempotencyKey>, StoreError> {
+        let [entries] = self.read([IDEMPOTENCY])?;
         let mut out = Vec::new();
-        for item in self.trees[T_IDEMPOTENCY].iter() {
-            let (key, value) = item.map_err(|e| corrupt("sm_idempotency", e))?;
-            let entry: IdempotencyEntry = decode(&value).map_err(|e| corrupt("sm_idempotency", e))?;
+        for item in entries.iter().map_err(|e| self.db_err(e))? {
+            let (key, value) = item.map_err(|e| self.db_err(e))?;
+            let entry: IdempotencyEntry = decode(value.value()).map_err(|e| corrupt("sm_idempotency", e))?;
             if entry.at_ms < before_ms {
-                let text = String::from_utf8(key.to_vec()).map_err(|e| corrupt("sm_idempotency", e))?;
+                let text = String::from_utf8(key.value().to_vec()).map_err(|e| corrupt("sm_idempotency", e))?;
                 let (owner, k) =
                     text.split_once('\0').ok_or_else(|| corrupt("sm_idempotency", "key without separator"))?;
                 out.push(IdempotencyKey { owner: owner.to_owned(), key: k.to_owned(), at_ms: entry.at_ms });

@@ -72,7 +72,6 @@ impl AsyncSeek for SnapshotFile {
 /// Writes a snapshot file (blocking).
 pub(crate) struct SnapshotWriter {
     out: BufWriter<std::fs::File>,
-    path: PathBuf,
     count: u64,
 }
 
@@ -80,11 +79,7 @@ impl SnapshotWriter {
     pub(crate) fn create(path: &Path) -> io::Result<SnapshotWriter> {
         let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
         out.write_all(MAGIC)?;
-        Ok(SnapshotWriter { out, path: path.to_path_buf(), count: 0 })
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+        Ok(SnapshotWriter { out, count: 0 })
     }
 
     pub(crate) fn record(&mut self, tree: u8, key: &[u8], value: &[u8]) -> io::Result<()> {

@@ -35,25 +35,25 @@ fn entry(index: u64, cmd: Command) -> Entry {
 }
 
 fn open(dir: &std::path::Path) -> Store {
-    once_unlocked(dir, || Store::open(dir, &StoreOptions::default()))
+    Store::open(dir, &StoreOptions::default()).unwrap_or_else(|e| panic!("open the store in {}: {e}", dir.display()))
 }
 
-/// The sled Db in `dir`, opened directly.
-fn sled_db_of(dir: &std::path::Path) -> sled::Db {
-    once_unlocked(dir, || sled::open(dir.join("db")))
+/// The database in `dir`, opened directly (the store that had it open is gone).
+fn db_of(dir: &std::path::Path) -> redb::Database {
+    redb::Database::open(dir.join(keys::DB_FILE)).expect("open the database")
 }
 
-/// `open()`'s result once whatever had the store open has let go of sled's file lock: sled's IO
-/// threads may hold it for a moment after the last handle is dropped.
-fn once_unlocked<T, E: std::fmt::Display>(dir: &std::path::Path, open: impl Fn() -> Result<T, E>) -> T {
+/// `sled::open()` once whatever had the directory open has let go of sled's file lock: sled's
+/// IO threads may hold it for a moment after the last handle is dropped.
+fn sled_open(path: &std::path::Path) -> sled::Db {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match open() {
+        match sled::open(path) {
             Ok(opened) => return opened,
             Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(e) => panic!("open the store in {}: {e}", dir.display()),
+            Err(e) => panic!("open sled in {}: {e}", path.display()),
         }
     }
 }
@@ -114,11 +114,11 @@ fn random_command(rng: &mut StdRng, now: u64, mem: &MemState) -> Command {
     }
 }
 
-/// Checks every record and every index of the sled state against the model.
+/// Checks every record and every index of the stored state against the model.
 fn assert_same_state(mem: &MemState, reader: &StateReader) {
     let jobs: BTreeMap<String, _> = reader.jobs().map(|j| j.expect("decode job")).map(|j| (j.id.clone(), j)).collect();
     assert_eq!(&jobs, &mem.jobs, "jobs differ");
-    assert_eq!(reader.job_count().unwrap(), mem.jobs.len() as u64, "stored job count");
+    assert_eq!(reader.job_count().unwrap(), mem.jobs.len() as u64, "job count");
     for owner in OWNERS {
         let got: Vec<String> = reader.jobs_of_owner(owner).unwrap().into_iter().map(|j| j.id).collect();
         let want: Vec<String> =
@@ -147,7 +147,7 @@ fn assert_same_state(mem: &MemState, reader: &StateReader) {
     assert_eq!(&idem, &mem.idempotency, "idempotency index");
 }
 
-/// Applies the same random commands to the model and to sled (one entry at a time and in
+/// Applies the same random commands to the model and to the store (one entry at a time and in
 /// batches), comparing every response and, at the end, the whole state.
 async fn apply_random(sm: &mut StateMachine, mem: &mut MemState, seed: u64, n: u64) -> u64 {
     apply_random_from(sm, mem, seed, 0, n, |_, _| {}).await
@@ -193,7 +193,7 @@ async fn installed(snapshot: &mut crate::typ::Snapshot) -> (TempDir, Store) {
 }
 
 #[tokio::test]
-async fn sled_state_machine_matches_the_model() {
+async fn the_stored_state_machine_matches_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let Store { mut state_machine, reader, .. } = open(dir.path());
     let mut mem = MemState::default();
@@ -216,26 +216,74 @@ async fn applied_state_survives_reopening() {
     assert_eq!(state_machine.applied_state().await.unwrap().0.map(|l| l.index), Some(500));
 }
 
+/// Rewrites the store in `dir` the way versions before the redb file kept it: the same tables
+/// as sled trees in `dir/db`, with the job count they stored. Returns the vote it holds.
+fn store_to_sled(dir: &std::path::Path) -> Option<crate::typ::Vote> {
+    use redb::{ReadableDatabase as _, ReadableTable as _, TableHandle as _};
+    let db = db_of(dir);
+    let read = db.begin_read().unwrap();
+    let old = sled_open(&dir.join(keys::SLED_DIR));
+    for table in std::iter::once(keys::RAFT_META).chain(keys::SM_TABLES) {
+        let tree = old.open_tree(table.name()).unwrap();
+        for item in read.open_table(table).unwrap().iter().unwrap() {
+            let (k, v) = item.unwrap();
+            tree.insert(k.value(), v.value()).unwrap();
+        }
+    }
+    let jobs = redb::ReadableTableMetadata::len(&read.open_table(keys::JOBS).unwrap()).unwrap();
+    old.open_tree(keys::SM_META.name()).unwrap().insert(keys::JOB_COUNT, keys::encode(&jobs)).unwrap();
+    old.flush().unwrap();
+    let vote =
+        read.open_table(keys::RAFT_META).unwrap().get(keys::VOTE).unwrap().map(|v| keys::decode(v.value()).unwrap());
+    drop((read, db));
+    std::fs::remove_file(dir.join(keys::DB_FILE)).unwrap();
+    vote
+}
+
 #[tokio::test]
-async fn a_state_written_before_the_stored_job_count_is_counted_on_open() {
+async fn a_state_kept_in_sled_by_an_earlier_version_is_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = MemState::default();
+    let vote = crate::typ::Vote::new(3, 1);
+    {
+        let Store { mut state_machine, mut log, .. } = open(dir.path());
+        apply_random(&mut state_machine, &mut mem, 5, 400).await;
+        log.save_vote(&vote).await.unwrap();
+    }
+    assert!(!mem.jobs.is_empty());
+    assert_eq!(store_to_sled(dir.path()), Some(vote));
+
+    let Store { mut state_machine, mut log, reader, .. } = open(dir.path());
+    assert!(!dir.path().join(keys::SLED_DIR).exists(), "the sled directory goes once imported");
+    assert_same_state(&mem, &reader);
+    assert_eq!(state_machine.applied_state().await.unwrap().0.map(|l| l.index), Some(400));
+    assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    // And applies go on from there.
+    apply_random_from(&mut state_machine, &mut mem, 6, 400, 600, |_, _| {}).await;
+    assert_same_state(&mem, &reader);
+}
+
+#[tokio::test]
+async fn an_import_cut_short_by_a_crash_is_redone_from_sled() {
     let dir = tempfile::tempdir().unwrap();
     let mut mem = MemState::default();
     {
         let Store { mut state_machine, .. } = open(dir.path());
-        apply_random(&mut state_machine, &mut mem, 5, 400).await;
+        apply_random(&mut state_machine, &mut mem, 15, 300).await;
     }
-    assert!(!mem.jobs.is_empty());
+    store_to_sled(dir.path());
+    // What a crash during the import leaves: the sled directory whole, and a database holding
+    // something else (here another state, so that any record kept from it would show).
+    let other_dir = tempfile::tempdir().unwrap();
     {
-        let db = sled_db_of(dir.path());
-        let meta = db.open_tree(super::keys::SM_META).unwrap();
-        assert!(meta.remove(super::keys::JOB_COUNT).unwrap().is_some(), "applies store the count");
-        db.flush().unwrap();
+        let Store { mut state_machine, .. } = open(other_dir.path());
+        apply_random(&mut state_machine, &mut MemState::default(), 16, 200).await;
     }
+    std::fs::rename(other_dir.path().join(keys::DB_FILE), dir.path().join(keys::DB_FILE)).unwrap();
+
     let Store { mut state_machine, reader, .. } = open(dir.path());
     assert_same_state(&mem, &reader);
-    // And applies go on from the counted value.
-    apply_random_from(&mut state_machine, &mut mem, 6, 400, 600, |_, _| {}).await;
-    assert_same_state(&mem, &reader);
+    assert_eq!(state_machine.applied_state().await.unwrap().0.map(|l| l.index), Some(300));
 }
 
 #[tokio::test]
@@ -297,41 +345,40 @@ async fn an_install_cut_short_by_a_crash_is_finished_on_open() {
     }
     // Simulate a crash in the middle of an install: the flag is set, the data half gone.
     {
-        let db = sled_db_of(dir.path());
-        db.open_tree(keys::SM_META).unwrap().insert(keys::INSTALLING, &[]).unwrap();
-        db.open_tree(keys::JOBS).unwrap().clear().unwrap();
-        db.flush().unwrap();
+        let db = db_of(dir.path());
+        let tx = db.begin_write().unwrap();
+        tx.open_table(keys::SM_META).unwrap().insert(keys::INSTALLING, keys::encode(&()).as_slice()).unwrap();
+        tx.delete_table(keys::JOBS).unwrap();
+        tx.commit().unwrap();
     }
     let Store { reader, .. } = open(dir.path());
     assert_same_state(&mem, &reader);
 }
 
-/// Applies that land while a build reads the trees change, create and delete the very keys it
+/// Applies that land while a build reads the tables change, create and delete the very keys it
 /// reads; the snapshot still holds the state of the apply boundary it claims, and the live
 /// state holds every apply.
 #[tokio::test]
-async fn a_snapshot_is_the_state_at_its_freeze_whatever_applies_follow() {
+async fn a_snapshot_is_the_state_it_began_reading_whatever_applies_follow() {
     let dir = tempfile::tempdir().unwrap();
     let Store { mut state_machine, reader, .. } = open(dir.path());
     let mut mem = MemState::default();
     apply_random(&mut state_machine, &mut mem, 31, 400).await;
-    let at_freeze = mem.clone();
-    let applied = state_machine.freeze_for_snapshot().await.unwrap();
+    let at_read = mem.clone();
+    let read = state_machine.begin_snapshot_read().unwrap();
     // The 12 job ids are all rewritten, removed or re-created many times over.
     apply_random_from(&mut state_machine, &mut mem, 32, 400, 800, |_, _| {}).await;
-    assert_ne!(mem, at_freeze, "the later applies changed the state");
+    assert_ne!(mem, at_read, "the later applies changed the state");
     let sm = state_machine.clone();
-    let (meta, path, _) = tokio::task::spawn_blocking(move || sm.write_snapshot_blocking(applied))
-        .await
-        .unwrap()
-        .expect("write snapshot");
+    let (meta, path, _) =
+        tokio::task::spawn_blocking(move || sm.write_snapshot_blocking(read)).await.unwrap().expect("write snapshot");
     assert_eq!(meta.last_log_id.map(|l| l.index), Some(400));
     assert_same_state(&mem, &reader);
 
     let file = SnapshotFile::open(path).await.unwrap();
     let mut snapshot = crate::typ::Snapshot { meta, snapshot: Box::new(file) };
     let (_dst_dir, dst) = installed(&mut snapshot).await;
-    assert_same_state(&at_freeze, &dst.reader);
+    assert_same_state(&at_read, &dst.reader);
 }
 
 /// The same, with the build running concurrently with applies as openraft runs it: whatever
@@ -363,12 +410,13 @@ async fn a_snapshot_built_during_applies_matches_the_model_at_its_index() {
 
 /// Writes a log the way versions before the segment files kept it: a sled tree keyed by index.
 fn write_sled_log(dir: &std::path::Path, entries: &[Entry], purged: Option<LogId>) {
-    let db = sled::open(dir.join("db")).unwrap();
-    let log = db.open_tree(keys::LOG).unwrap();
+    let db = sled::open(dir.join(keys::SLED_DIR)).unwrap();
+    let log = db.open_tree(keys::SLED_LOG).unwrap();
     for e in entries {
         log.insert(e.log_id.index.to_be_bytes(), keys::encode(e)).unwrap();
     }
-    db.open_tree(keys::RAFT_META).unwrap().insert(keys::LAST_PURGED, keys::encode(&purged)).unwrap();
+    let meta = db.open_tree(redb::TableHandle::name(&keys::RAFT_META)).unwrap();
+    meta.insert(keys::LAST_PURGED, keys::encode(&purged)).unwrap();
     db.flush().unwrap();
 }
 
@@ -397,9 +445,7 @@ async fn a_log_kept_in_sled_by_an_earlier_version_moves_into_segments() {
     assert_eq!(state.last_log_id, entries.last().map(|e| e.log_id));
     assert_eq!(store.log.try_get_log_entries(0..).await.unwrap(), entries);
     drop(store);
-    let db = sled_db_of(dir.path());
-    assert!(!db.tree_names().iter().any(|n| n == keys::LOG.as_bytes()), "the sled log is dropped once moved");
-    drop(db);
+    assert!(!dir.path().join(keys::SLED_DIR).exists(), "the sled directory goes once imported");
 
     // The moved log is what later opens read; it goes on from there.
     let mut store = open(dir.path());

@@ -1,100 +1,93 @@
-//! [`StateAccess`] over a sled multi-tree transaction, keeping the secondary indexes in step.
+//! [`StateAccess`] over the state-machine tables of one write transaction, keeping the
+//! secondary indexes in step.
 
-use sled::transaction::{ConflictableTransactionError, TransactionalTree, UnabortableTransactionError};
+use redb::ReadableTable as _;
 
-use super::keys::{T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, encode, pair_key};
-use super::pre_images::PreImages;
+use super::keys::{SM_TABLES, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, encode, pair_key};
 use crate::model::{ClusterState, Dispatch, IdempotencyEntry, Job, StateAccess};
 
-pub(crate) type TxError = ConflictableTransactionError<String>;
+/// A failed read or write inside an apply, or a record that does not decode.
+pub(crate) type TxError = String;
 
-/// The state-machine trees inside one transaction, in `keys::SM_TREES` order. Every write goes
-/// through [`TxState::insert`] or [`TxState::remove`], which tell a running snapshot build the
-/// value being replaced.
-pub(crate) struct TxState<'a> {
-    trees: &'a [TransactionalTree],
-    pre_images: &'a PreImages,
-    /// Jobs inserted minus jobs removed in this transaction, for the stored job count.
-    pub(crate) jobs_added: i64,
+/// One state-machine table, open in a write transaction.
+pub(crate) type TxTable<'tx> = redb::Table<'tx, &'static [u8], &'static [u8]>;
+
+/// Opens every state-machine table in `tx`, in `keys::SM_TABLES` order.
+pub(crate) fn open_tables(tx: &redb::WriteTransaction) -> Result<Vec<TxTable<'_>>, redb::TableError> {
+    SM_TABLES.iter().map(|table| tx.open_table(*table)).collect()
 }
 
-impl<'a> TxState<'a> {
-    pub(crate) fn new(trees: &'a [TransactionalTree], pre_images: &'a PreImages) -> Self {
-        TxState { trees, pre_images, jobs_added: 0 }
+/// The state-machine tables of one write transaction, in `keys::SM_TABLES` order.
+pub(crate) struct TxState<'a, 'tx> {
+    tables: &'a mut [TxTable<'tx>],
+}
+
+impl<'a, 'tx> TxState<'a, 'tx> {
+    pub(crate) fn new(tables: &'a mut [TxTable<'tx>]) -> Self {
+        TxState { tables }
     }
 
-    /// Writes `value` under `key`; returns whether the key held a value before.
-    fn insert(&self, tree: usize, key: &[u8], value: &[u8]) -> Result<bool, UnabortableTransactionError> {
-        self.pre_images.before_write(tree, key, || self.trees[tree].get(key))?;
-        Ok(self.trees[tree].insert(key, value)?.is_some())
+    fn insert(&mut self, table: usize, key: &[u8], value: &[u8]) -> Result<(), TxError> {
+        self.tables[table].insert(key, value).map_err(|e| e.to_string())?;
+        Ok(())
     }
 
-    /// Removes `key`; returns whether it held a value.
-    fn remove(&self, tree: usize, key: &[u8]) -> Result<bool, UnabortableTransactionError> {
-        self.pre_images.before_write(tree, key, || self.trees[tree].get(key))?;
-        Ok(self.trees[tree].remove(key)?.is_some())
+    fn remove(&mut self, table: usize, key: &[u8]) -> Result<(), TxError> {
+        self.tables[table].remove(key).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, table: usize, key: &[u8]) -> Result<Option<T>, TxError> {
+        match self.tables[table].get(key).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(bytes) => decode(bytes.value()).map(Some).map_err(|e| e.to_string()),
+        }
     }
 }
 
-fn get<T: serde::de::DeserializeOwned>(tree: &TransactionalTree, key: &[u8]) -> Result<Option<T>, TxError> {
-    match tree.get(key)? {
-        None => Ok(None),
-        Some(bytes) => decode(&bytes).map(Some).map_err(|e| ConflictableTransactionError::Abort(e.to_string())),
-    }
-}
-
-impl StateAccess for TxState<'_> {
+impl StateAccess for TxState<'_, '_> {
     type Error = TxError;
 
     fn job(&self, id: &str) -> Result<Option<Job>, TxError> {
-        get(&self.trees[T_JOBS], id.as_bytes())
+        self.get(T_JOBS, id.as_bytes())
     }
 
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
-        if !self.insert(T_JOBS, job.id.as_bytes(), &encode(job))? {
-            self.jobs_added += 1;
-        }
+        self.insert(T_JOBS, job.id.as_bytes(), &encode(job))?;
         // Indexed under the owner and, when different, the user the job runs as.
         self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
         self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
         if matches!(job.dispatch, Dispatch::Pending { .. }) && job.deleted_at_ms.is_none() {
-            self.insert(T_PENDING, job.id.as_bytes(), &[])?;
+            self.insert(T_PENDING, job.id.as_bytes(), &[])
         } else {
-            self.remove(T_PENDING, job.id.as_bytes())?;
+            self.remove(T_PENDING, job.id.as_bytes())
         }
-        Ok(())
     }
 
     fn remove_job(&mut self, job: &Job) -> Result<(), TxError> {
-        if self.remove(T_JOBS, job.id.as_bytes())? {
-            self.jobs_added -= 1;
-        }
+        self.remove(T_JOBS, job.id.as_bytes())?;
         self.remove(T_BY_OWNER, &pair_key(&job.owner, &job.id))?;
         self.remove(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id))?;
-        self.remove(T_PENDING, job.id.as_bytes())?;
-        Ok(())
+        self.remove(T_PENDING, job.id.as_bytes())
     }
 
     fn cluster(&self, id: &str) -> Result<Option<ClusterState>, TxError> {
-        get(&self.trees[T_CLUSTERS], id.as_bytes())
+        self.get(T_CLUSTERS, id.as_bytes())
     }
 
     fn put_cluster(&mut self, id: &str, state: &ClusterState) -> Result<(), TxError> {
-        self.insert(T_CLUSTERS, id.as_bytes(), &encode(state))?;
-        Ok(())
+        self.insert(T_CLUSTERS, id.as_bytes(), &encode(state))
     }
 
     fn idempotency(&self, owner: &str, key: &str) -> Result<Option<IdempotencyEntry>, TxError> {
-        get(&self.trees[T_IDEMPOTENCY], &pair_key(owner, key))
+        self.get(T_IDEMPOTENCY, &pair_key(owner, key))
     }
 
     fn put_idempotency(&mut self, owner: &str, key: &str, entry: &IdempotencyEntry) -> Result<(), TxError> {
-        self.insert(T_IDEMPOTENCY, &pair_key(owner, key), &encode(entry))?;
-        Ok(())
+        self.insert(T_IDEMPOTENCY, &pair_key(owner, key), &encode(entry))
     }
 
     fn remove_idempotency(&mut self, owner: &str, key: &str) -> Result<(), TxError> {
-        self.remove(T_IDEMPOTENCY, &pair_key(owner, key))?;
-        Ok(())
+        self.remove(T_IDEMPOTENCY, &pair_key(owner, key))
     }
 }
