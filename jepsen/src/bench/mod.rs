@@ -138,6 +138,9 @@ pub struct Footprint {
     pub jobs: u64,
     /// VmRSS of each node, MiB, after the fill and a pause.
     pub rss_mib: Vec<f64>,
+    /// VmHWM of each node, MiB: the most it has held resident since it started, which a single
+    /// sample after the fill misses (a snapshot build, a burst of connections).
+    pub peak_rss_mib: Vec<f64>,
     /// Sustained acknowledged submissions per second while filling.
     pub fill_per_s: f64,
     /// Size of the leader's data directory (database, Raft log and snapshots), MiB.
@@ -273,7 +276,10 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     for &target in args.footprint_jobs.iter().filter(|j| **j > 0) {
         let filled = fill(&g, &submit, target, results.saturation_concurrency.max(32)).await;
         let fp = keeping_logs(filled, &dir, &args.out)?;
-        eprintln!("bench: {} jobs: RSS {:?} MiB, filled at {:.0}/s", fp.jobs, fp.rss_mib, fp.fill_per_s);
+        eprintln!(
+            "bench: {} jobs: RSS {:?} MiB, peak {:?} MiB, filled at {:.0}/s",
+            fp.jobs, fp.rss_mib, fp.peak_rss_mib, fp.fill_per_s
+        );
         last_jobs = fp.jobs;
         results.footprint.push(fp);
         let restart = keeping_logs(restart_follower(&mut g, false).await, &dir, &args.out)?;
@@ -478,9 +484,10 @@ async fn fill(g: &GatewayCluster, submit: &Load, target: u64, concurrency: usize
     settle(g).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let leader = g.nodes.leader().await?;
-    let rss_mib = g.nodes.nodes.iter().map(|n| n.pid().map_or(0.0, rss_mib)).collect();
+    let of_nodes = |field| g.nodes.nodes.iter().map(|n| n.pid().map_or(0.0, |pid| status_mib(pid, field))).collect();
+    let (rss_mib, peak_rss_mib) = (of_nodes("VmRSS:"), of_nodes("VmHWM:"));
     let data_dir_mib = dir_bytes(&g.nodes.dir().join(format!("data-{leader}"))) as f64 / 1048576.0;
-    Ok(Footprint { jobs: jobs(g.nodes.raft_status(leader).await), rss_mib, fill_per_s, data_dir_mib })
+    Ok(Footprint { jobs: jobs(g.nodes.raft_status(leader).await), rss_mib, peak_rss_mib, fill_per_s, data_dir_mib })
 }
 
 /// SIGKILLs a follower other than node 0 (which initializes new clusters) and restarts it, on
@@ -510,11 +517,12 @@ async fn restart_follower(g: &mut GatewayCluster, wipe: bool) -> anyhow::Result<
     Ok(secs)
 }
 
-fn rss_mib(pid: u32) -> f64 {
+/// A memory figure of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in MiB; 0 if it cannot be read.
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0

@@ -87,13 +87,14 @@ pub(super) fn markdown(r: &Results) -> String {
     }
     for f in &r.footprint {
         let max = f.rss_mib.iter().copied().fold(0.0, f64::max);
-        let rss: Vec<String> = f.rss_mib.iter().map(|m| format!("{m:.0}")).collect();
+        let mib = |v: &[f64]| v.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(" / ");
         row(
             &mut md,
             &format!("resident memory per node with {} jobs", f.jobs),
             format!(
-                "{} MiB (leader's data dir {:.0} MiB; {})",
-                rss.join(" / "),
+                "{} MiB, peak {} MiB (leader's data dir {:.0} MiB; {})",
+                mib(&f.rss_mib),
+                mib(&f.peak_rss_mib),
                 f.data_dir_mib,
                 if f.fill_per_s > 0.0 {
                     format!("filled at {:.0}/s", f.fill_per_s)
