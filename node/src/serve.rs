@@ -22,9 +22,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(cfg: Valid) -> anyhow::Result<()> {
     info!(node = cfg.node_id, raft = %cfg.me.raft_addr, api = %cfg.me.api_addr, "starting bpg node");
 
-    // 1. Open the store (blocking: after a crash the database checks its file first).
+    // 1. Open the store, creating its directory (blocking: after a crash the database checks
+    //    its file first).
     info!(dir = %cfg.data_dir.display(), "opening the store");
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (dir, store_opts) = (cfg.data_dir.clone(), cfg.store.clone());
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, &store_opts))
         .await?
