@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::config::ClusterConfig;
 use crate::metrics::{GatewayMetrics, KubeLabels};
-use crate::translate::SUBMISSION_ANNOTATION;
+use crate::observe::AppStatus;
+use crate::translate::{self, SUBMISSION_ANNOTATION};
 
 /// What creating a SparkApplication came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +37,8 @@ pub struct Cluster {
     pub config: ClusterConfig,
     client: kube::Client,
     apps: Api<DynamicObject>,
+    /// The same objects, read as metadata and status only.
+    statuses: Api<AppStatus>,
     pods: Api<Pod>,
     events: Api<Event>,
     healthy: AtomicBool,
@@ -51,8 +54,8 @@ impl std::fmt::Debug for Cluster {
 /// The SparkApplication resource, without discovery.
 pub fn spark_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("sparkoperator.k8s.io", "v1beta2", "SparkApplication"),
-        "sparkapplications",
+        &GroupVersionKind::gvk(translate::GROUP, translate::VERSION, translate::KIND),
+        translate::PLURAL,
     )
 }
 
@@ -104,6 +107,7 @@ impl Cluster {
         let ns = config.namespace.clone();
         Ok(Cluster {
             apps: Api::namespaced_with(client.clone(), &ns, &spark_resource()),
+            statuses: Api::namespaced(client.clone(), &ns),
             pods: Api::namespaced(client.clone(), &ns),
             events: Api::namespaced(client.clone(), &ns),
             client,
@@ -131,9 +135,9 @@ impl Cluster {
         }
     }
 
-    /// SparkApplications in the cluster's namespace, for the watcher.
-    pub fn apps(&self) -> &Api<DynamicObject> {
-        &self.apps
+    /// SparkApplications in the cluster's namespace, as the watcher reads them.
+    pub fn statuses(&self) -> &Api<AppStatus> {
+        &self.statuses
     }
 
     /// Times `call`, bounds it by the cluster's timeout, and counts its failure under `op`.
@@ -155,19 +159,30 @@ impl Cluster {
         result
     }
 
-    /// Creates the SparkApplication `manifest` (named after its submission id).
+    /// Creates the SparkApplication `manifest` (named after its submission id). The answer,
+    /// the object as stored, is not parsed: only its status code matters.
     pub async fn create(&self, manifest: &Value) -> CreateOutcome {
-        let object: DynamicObject = match serde_json::from_value(manifest.clone()) {
-            Ok(o) => o,
-            Err(e) => return CreateOutcome::Rejected(format!("the generated object does not decode: {e}")),
+        let Some(name) = manifest["metadata"]["name"].as_str() else {
+            return CreateOutcome::Rejected("the generated object has no metadata.name".into());
         };
-        let name = object.metadata.name.clone().unwrap_or_default();
-        match self.timed("create", self.apps.create(&PostParams::default(), &object)).await {
+        let url = self.statuses.resource_url();
+        let request = serde_json::to_vec(manifest).map_err(|e| e.to_string()).and_then(|body| {
+            kube::core::Request::new(url).create(&PostParams::default(), body).map_err(|e| e.to_string())
+        });
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return CreateOutcome::Rejected(format!("the generated object cannot be sent: {e}")),
+        };
+        match self.timed("create", self.client.request_text(request)).await {
             Ok(_) => CreateOutcome::Created,
-            Err(e) if api_code(&e) == Some(409) => match self.timed("get", self.apps.get_opt(&name)).await {
+            Err(e) if api_code(&e) == Some(409) => match self.timed("get", self.statuses.get_opt(name)).await {
                 Ok(Some(existing)) => {
-                    let ours = existing.metadata.annotations.as_ref().and_then(|a| a.get(SUBMISSION_ANNOTATION))
-                        == Some(&name);
+                    let ours = existing
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(SUBMISSION_ANNOTATION))
+                        .is_some_and(|id| id == name);
                     if ours {
                         CreateOutcome::AlreadyOurs
                     } else {

@@ -16,8 +16,12 @@ use crate::config::{ClusterConfig, Policy, QueueConfig};
 use crate::naming::normalize_label_value;
 use crate::request::{PodSpec, SubmitRequest, Text, text};
 
+pub const GROUP: &str = "sparkoperator.k8s.io";
+pub const VERSION: &str = "v1beta2";
+/// `GROUP/VERSION`.
 pub const API_VERSION: &str = "sparkoperator.k8s.io/v1beta2";
 pub const KIND: &str = "SparkApplication";
+pub const PLURAL: &str = "sparkapplications";
 /// Placeholder substituted with the submission id in default and cluster Spark conf.
 pub const RESOURCE_NAME_PLACEHOLDER: &str = "{spark-application-resource-name}";
 /// Label on every object bpg creates; the status watcher selects on it.

@@ -28,7 +28,7 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
     let (tx, rx) = mpsc::channel::<StatusUpdate>(4096);
     let proposer = tokio::spawn(propose(raft.clone(), cluster.id().to_owned(), rx, metrics));
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    let mut stream = watcher::watcher(cluster.apps().clone(), config).default_backoff().boxed();
+    let mut stream = watcher::watcher(cluster.statuses().clone(), config).default_backoff().boxed();
     let mut seen_in_list: HashSet<String> = HashSet::new();
     // Jobs whose object existed when the current listing began: only these can be missing
     // from it because they are gone (a job dispatched meanwhile may be created after the
@@ -72,8 +72,7 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
             Event::Apply(o) => (o, false),
             Event::Delete(o) => (o, true),
         };
-        let value = serde_json::to_value(&object).unwrap_or_default();
-        let Some((name, observed)) = observe(&value, vanished) else { continue };
+        let Some((name, observed)) = observe(&object, vanished) else { continue };
         // A job deleted through bpg whose object survived (the cluster was unreachable then).
         if !vanished
             && let Ok(Some(job)) = raft.state().job(&name)

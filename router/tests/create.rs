@@ -1,0 +1,103 @@
+//! `Cluster::create` against an in-process kubesim: what each answer of the API server comes
+//! to for the dispatcher, which must neither duplicate an application nor take over one it
+//! did not create.
+
+use std::time::Duration;
+
+use bpg_router::ClusterConfig;
+use bpg_router::clusters::{Cluster, CreateOutcome, spark_resource};
+use bpg_router::metrics::GatewayMetrics;
+use bpg_router::translate::SUBMISSION_ANNOTATION;
+use kube::api::{Api, DynamicObject, ListParams};
+use kubesim::{OperatorConfig, Running, Settings};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "create-test-token";
+
+async fn cluster() -> (Running, Cluster) {
+    // Slow operator timing: nothing moves, so the objects stay as created.
+    let operator = OperatorConfig { time_scale: 100.0, ..OperatorConfig::default() };
+    let srv = Running::start(Settings { token: Some(TOKEN.into()), operator, ..Settings::default() })
+        .await
+        .expect("kubesim starts");
+    let config = ClusterConfig {
+        id: "c1".into(),
+        weight: 1,
+        master_url: srv.url(),
+        token: Some(TOKEN.into()),
+        timeout: Duration::from_secs(10),
+        namespace: "spark".into(),
+        ..ClusterConfig::default()
+    };
+    let cluster = Cluster::new(config, GatewayMetrics::detached()).expect("a client");
+    (srv, cluster)
+}
+
+/// The names of the SparkApplications the cluster holds, read with a client of its own.
+async fn names(srv: &Running) -> Vec<String> {
+    let mut cfg = kube::Config::new(srv.url().parse().expect("url"));
+    cfg.auth_info.token = Some(TOKEN.to_owned().into());
+    let client = kube::Client::try_from(cfg).expect("client");
+    let apps: Api<DynamicObject> = Api::namespaced_with(client, "spark", &spark_resource());
+    let list = apps.list(&ListParams::default()).await.expect("list");
+    list.items.into_iter().filter_map(|o| o.metadata.name).collect()
+}
+
+fn app(name: &str, submission: Option<&str>) -> Value {
+    let mut metadata = json!({"name": name, "namespace": "spark"});
+    if let Some(id) = submission {
+        metadata["annotations"] = json!({SUBMISSION_ANNOTATION: id});
+    }
+    json!({
+        "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication", "metadata": metadata,
+        "spec": {
+            "type": "Scala", "mode": "cluster", "sparkVersion": "3.5.0", "image": "spark:3.5.0",
+            "mainClass": "org.apache.spark.examples.SparkPi",
+            "mainApplicationFile": "local:///opt/spark/examples/jars/spark-examples.jar",
+            "driver": {"cores": 1, "memory": "1g"},
+            "executor": {"cores": 1, "instances": 1, "memory": "1g"}
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_repeated_create_is_recognised_and_a_foreign_object_is_not_taken_over() {
+    let (srv, cluster) = cluster().await;
+
+    assert_eq!(cluster.create(&app("c1-a", Some("c1-a"))).await, CreateOutcome::Created);
+    let stored = cluster.get("c1-a").await.expect("get").expect("the object exists");
+    assert_eq!(stored["spec"]["mainClass"], "org.apache.spark.examples.SparkPi", "the whole manifest was sent");
+
+    // A retry of the same create (an answer lost, a new leader) finds its own object.
+    assert_eq!(cluster.create(&app("c1-a", Some("c1-a"))).await, CreateOutcome::AlreadyOurs);
+
+    // An object of that name that bpg did not create is left alone.
+    assert_eq!(cluster.create(&app("c1-b", None)).await, CreateOutcome::Created);
+    match cluster.create(&app("c1-b", Some("c1-b"))).await {
+        CreateOutcome::Rejected(why) => assert!(why.contains("did not create"), "{why}"),
+        other => panic!("a foreign object's name: {other:?}"),
+    }
+    let foreign = cluster.get("c1-b").await.expect("get").expect("the foreign object exists");
+    assert!(foreign["metadata"]["annotations"][SUBMISSION_ANNOTATION].is_null(), "left as it was");
+    assert_eq!(names(&srv).await, ["c1-a", "c1-b"], "nothing was created twice");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_object_the_cluster_refuses_is_rejected_with_its_reason() {
+    let (srv, cluster) = cluster().await;
+    let mut invalid = app("c1-c", Some("c1-c"));
+    invalid["spec"]["driver"]["cores"] = json!("one");
+    match cluster.create(&invalid).await {
+        CreateOutcome::Rejected(why) => assert!(why.contains("cores"), "the reason names the field: {why}"),
+        other => panic!("an invalid object: {other:?}"),
+    }
+    let mut nameless = app("x", Some("x"));
+    nameless["metadata"].as_object_mut().expect("metadata").remove("name");
+    match cluster.create(&nameless).await {
+        CreateOutcome::Rejected(why) => assert!(why.contains("metadata.name"), "{why}"),
+        other => panic!("an object without a name: {other:?}"),
+    }
+    assert!(names(&srv).await.is_empty(), "nothing was created");
+    srv.stop().await;
+}
