@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::batch::Proposer;
 use crate::model::{Command, Response};
 use crate::network::NetworkFactory;
-use crate::store::{SnapshotPacing, StateReader, Store};
+use crate::store::{SYNC_EVERY, SnapshotPacing, StateMachine, StateReader, Store};
 use crate::typ::{NodeId, NodeInfo, Raft};
 
 /// Timing and compaction settings of one node.
@@ -128,6 +128,8 @@ struct Inner {
     /// each compute a voter set without the other's node.
     membership_lock: tokio::sync::Mutex<()>,
     reader: StateReader,
+    /// For syncing the applies committed without a sync (see [`sync_applies`]).
+    state_machine: StateMachine,
     /// Where writes go to share log entries (see [`crate::batch`]).
     proposer: Proposer,
     write_timeout: Duration,
@@ -174,6 +176,24 @@ pub struct RaftStatus {
 /// cause of the benchmark's fill losing its leader for 30 s at ~620,000 jobs, when each new
 /// leader's first AppendEntries timed out. 16 entries stay near 1 MB.
 const MAX_PAYLOAD_ENTRIES: u64 = 16;
+
+/// Syncs the state machine's unsynced applies once they are [`SYNC_EVERY`] old, for when
+/// applies stop and no batch syncs them. Stops with Raft.
+fn sync_applies(raft: Raft, state_machine: StateMachine) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SYNC_EVERY / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if raft.metrics().borrow().state == ServerState::Shutdown {
+                break;
+            }
+            if let Err(e) = state_machine.sync_if_due().await {
+                tracing::error!(error = %e, "syncing the state machine failed");
+            }
+        }
+    });
+}
 
 /// Starts a snapshot build whenever one is due: at least `every_logs` entries applied since the
 /// last snapshot and enough log written since (see `store::pacing`). Stops with Raft.
@@ -238,10 +258,11 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Settings(e.to_string()))?;
         let Store { log, state_machine, reader, pacing } = store;
-        let raft = Raft::new(id, Arc::new(config), network, log, state_machine)
+        let raft = Raft::new(id, Arc::new(config), network, log, state_machine.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         pace_snapshots(raft.clone(), pacing, settings.snapshot_every_logs);
+        sync_applies(raft.clone(), state_machine.clone());
         let proposer = Proposer::start(raft.clone(), settings.write_timeout);
         Ok(RaftNode {
             inner: Arc::new(Inner {
@@ -249,6 +270,7 @@ impl RaftNode {
                 raft,
                 membership_lock: tokio::sync::Mutex::new(()),
                 reader,
+                state_machine,
                 proposer,
                 write_timeout: settings.write_timeout,
                 quorum_silence: 2 * settings.election_timeout_max,
@@ -479,11 +501,15 @@ impl RaftNode {
         self.inner.raft.trigger().snapshot().await.map_err(|e| AdminError::Unknown(e.to_string()))
     }
 
-    /// Stops Raft. Call once, at the end of shutdown; every write the store took is already
-    /// durable (each commits with a sync).
+    /// Stops Raft. Call once, at the end of shutdown. Every Raft write the store took is
+    /// already durable; the applies not yet synced are synced here, so that a restart has
+    /// nothing to apply again.
     pub async fn shutdown(&self) {
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "Raft did not shut down cleanly");
+        }
+        if let Err(e) = self.inner.state_machine.sync_now().await {
+            tracing::warn!(error = %e, "syncing the state machine at shutdown failed");
         }
     }
 }

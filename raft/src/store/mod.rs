@@ -6,7 +6,9 @@
 //! durability rules (tech-notes §1–2): every Raft write is durable before it returns or its
 //! callback fires — an append `fdatasync`s its segment, truncate syncs file and directory, vote
 //! and purge bound are committed with redb's default immediate durability (synced on return);
-//! each apply batch is one write transaction that also writes `last_applied`; a snapshot reads
+//! each apply batch is one write transaction that also writes `last_applied`, committed
+//! without a sync but for one a second (the log is the durable record; see
+//! [`StateMachine`]); a snapshot reads
 //! one read transaction, the state at one apply boundary, while applies go on; `last_purged` is
 //! persisted before any entry is deleted. A directory that versions before redb kept in sled
 //! is imported on open (`sled_import.rs`).
@@ -34,7 +36,7 @@ pub(crate) use log_store::LogStore;
 pub(crate) use pacing::SnapshotPacing;
 pub use reader::{Scan, StateReader};
 pub use snapshot::SnapshotFile;
-pub(crate) use state_machine::StateMachine;
+pub(crate) use state_machine::{SYNC_EVERY, StateMachine};
 
 #[cfg(test)]
 mod tests;

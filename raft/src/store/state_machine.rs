@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
@@ -21,6 +21,13 @@ use crate::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembe
 /// `last_applied`. A snapshot build reads one read transaction, the state after one apply
 /// batch, while applies go on.
 ///
+/// Apply batches are committed without a sync, except one at least every [`SYNC_EVERY`]
+/// (and [`StateMachine::sync_if_due`] syncs when applies stop): the Raft log, synced before
+/// anything is acknowledged, is the durable record, and a crash rolls the state machine back
+/// to its last synced commit, from which openraft applies the log again on start. Nothing
+/// that lets the log go is unsynced: a snapshot's record commits durably (and with it every
+/// apply before it) before openraft may purge the entries it covers.
+///
 /// Cheap to clone; the clone openraft uses as snapshot builder shares the locks.
 #[derive(Clone)]
 pub(crate) struct StateMachine {
@@ -37,7 +44,13 @@ struct Inner {
     snapshot_lock: tokio::sync::Mutex<()>,
     pacing: Arc<SnapshotPacing>,
     committed: CommittedHint,
+    /// When the oldest apply not yet synced was committed; `None` when all are synced.
+    unsynced_since: Mutex<Option<Instant>>,
 }
+
+/// The longest an applied batch stays unsynced while applies go on: what a crash can roll the
+/// state machine back by, and so what a restart applies again from the log.
+pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for StateMachine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,6 +102,7 @@ impl StateMachine {
                 snapshot_lock: tokio::sync::Mutex::new(()),
                 pacing,
                 committed,
+                unsynced_since: Mutex::new(None),
             }),
         };
         let installing = super::get::<()>(&sm.inner.db, SM_META, INSTALLING)
@@ -136,9 +150,17 @@ impl StateMachine {
         }
     }
 
+    fn unsynced_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.inner.unsynced_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn apply_blocking(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError> {
         let inner = &self.inner;
-        let tx = inner.db.begin_write().map_err(sm_write_err)?;
+        let sync = self.unsynced_since().is_some_and(|since| since.elapsed() >= SYNC_EVERY);
+        let mut tx = inner.db.begin_write().map_err(sm_write_err)?;
+        if !sync {
+            tx.set_durability(redb::Durability::None).map_err(sm_write_err)?;
+        }
         let responses = {
             let mut tables = open_tables(&tx).map_err(sm_write_err)?;
             let mut out = Vec::with_capacity(entries.len());
@@ -165,7 +187,39 @@ impl StateMachine {
             out
         };
         commit(tx, "apply").map_err(sm_write_err)?;
+        let mut unsynced_since = self.unsynced_since();
+        if sync {
+            *unsynced_since = None;
+        } else {
+            unsynced_since.get_or_insert_with(Instant::now);
+        }
         Ok(responses)
+    }
+
+    /// Syncs the applies committed without a sync, if the oldest is [`SYNC_EVERY`] old: when
+    /// applies stop, no batch would sync them. Run periodically.
+    pub(crate) async fn sync_if_due(&self) -> Result<(), StorageError> {
+        if !self.unsynced_since().is_some_and(|since| since.elapsed() >= SYNC_EVERY) {
+            return Ok(());
+        }
+        self.sync_now().await
+    }
+
+    /// Syncs the applies committed without a sync, if any.
+    pub(crate) async fn sync_now(&self) -> Result<(), StorageError> {
+        let _guard = self.inner.lock.lock().await;
+        let sm = self.clone();
+        blocking(move || {
+            if sm.unsynced_since().is_none() {
+                return Ok(()); // an apply synced meanwhile
+            }
+            // An empty durable commit makes every commit before it durable.
+            let tx = sm.inner.db.begin_write().map_err(sm_write_err)?;
+            commit(tx, "apply sync").map_err(sm_write_err)?;
+            *sm.unsynced_since() = None;
+            Ok(())
+        })
+        .await
     }
 
     /// The state a snapshot build reads, as of the last apply batch. Applies go on while it is
@@ -205,6 +259,8 @@ impl StateMachine {
         inner.pacing.snapshot_is(std::fs::metadata(&path).map_err(snapshot_err)?.len());
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
         let current = encode(&CurrentSnapshot { meta: meta.clone() });
+        // Durable, and with it every apply batch before it, so the state machine on disk is at
+        // least at the snapshot before openraft purges the log the snapshot covers.
         super::put_durably(&inner.db, SM_META, CURRENT_SNAPSHOT, &current).map_err(snapshot_err)?;
         self.remove_stale_files(Some(&path));
         Ok((meta, path, records))

@@ -470,3 +470,92 @@ async fn a_move_out_of_sled_cut_short_by_a_crash_is_redone_from_sled() {
     let mut store = open(dir.path());
     assert_eq!(store.log.try_get_log_entries(0..).await.unwrap(), entries);
 }
+
+/// A one-node cluster on `dir`, initialized unless it already was, leading.
+async fn single_node(dir: &std::path::Path, initialize: bool) -> crate::RaftNode {
+    let network = crate::NetworkFactory::new(1, crate::ClusterSecret::new("test"), None);
+    let raft =
+        crate::RaftNode::start(1, open(dir), network, &crate::RaftSettings::default()).await.expect("raft starts");
+    if initialize {
+        let me = crate::NodeInfo { raft_addr: "127.0.0.1:1".into(), api_addr: "127.0.0.1:2".into() };
+        raft.initialize(BTreeMap::from([(1, me)])).await.expect("initialized");
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !raft.is_leader() {
+        assert!(tokio::time::Instant::now() < deadline, "a one-node cluster did not elect itself");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    raft
+}
+
+/// Copies a running node's files as a crash would leave them: the database first, then the
+/// log, which only grows meanwhile (a database copied after the log could hold applies of
+/// entries the copied log lacks, which no crash produces).
+fn crash_image(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::copy(from.join(keys::DB_FILE), to.join(keys::DB_FILE)).expect("copy the database");
+    for sub in ["raft-log", "snapshots"] {
+        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
+        for file in std::fs::read_dir(from.join(sub)).expect("read dir").flatten() {
+            std::fs::copy(file.path(), to.join(sub).join(file.file_name())).expect("copy");
+        }
+    }
+}
+
+/// Applies are committed without a sync; a crash loses the latest of them from the database.
+/// The log holds them, so the node applies them again on start: every acknowledged write is
+/// there after the crash.
+#[tokio::test]
+async fn applies_a_crash_loses_from_the_database_are_applied_again_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let raft = single_node(dir.path(), true).await;
+    let image = tempfile::tempdir().unwrap();
+    let mut written = 0u32;
+    let image_applied = loop {
+        // Writes one by one: each is its own apply batch.
+        for _ in 0..50 {
+            let cmd = Command::SetCluster { id: format!("c{written}"), weight: Some(written), cordoned: None };
+            raft.write(cmd).await.expect("acknowledged");
+            written += 1;
+        }
+        let _ = std::fs::remove_dir_all(image.path());
+        std::fs::create_dir_all(image.path()).unwrap();
+        crash_image(dir.path(), image.path());
+        let Store { mut state_machine, .. } = open(image.path());
+        let applied = state_machine.applied_state().await.unwrap().0.map_or(0, |l| l.index);
+        // Unless the last batch happened to be the one synced each second, the image is behind.
+        if applied < raft.last_applied_index().unwrap() {
+            break applied;
+        }
+        assert!(written < 1000, "every crash image held the latest apply: applies are synced");
+    };
+    assert!(raft.last_applied_index().unwrap() > image_applied);
+    raft.shutdown().await;
+
+    let restarted = single_node(image.path(), false).await;
+    restarted.linearize().await.expect("a linearized read");
+    let clusters = restarted.state().clusters().expect("readable");
+    for i in 0..written {
+        assert_eq!(clusters.get(&format!("c{i}")).and_then(|c| c.weight), Some(i), "acknowledged write c{i}");
+    }
+    restarted.shutdown().await;
+}
+
+/// The index a crash image of `dir` has applied.
+async fn applied_in_crash_image(dir: &std::path::Path) -> u64 {
+    let image = tempfile::tempdir().unwrap();
+    crash_image(dir, image.path());
+    let Store { mut state_machine, .. } = open(image.path());
+    state_machine.applied_state().await.unwrap().0.map_or(0, |l| l.index)
+}
+
+/// What the timer and shutdown rely on: a sync makes every apply committed before it durable.
+#[tokio::test]
+async fn a_sync_makes_every_apply_before_it_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let Store { mut state_machine, .. } = open(dir.path());
+    let mut mem = MemState::default();
+    let last = apply_random(&mut state_machine, &mut mem, 23, 200).await;
+    assert!(applied_in_crash_image(dir.path()).await < last, "applies are committed without a sync");
+    state_machine.sync_now().await.unwrap();
+    assert_eq!(applied_in_crash_image(dir.path()).await, last, "after the sync, a crash keeps them all");
+}
