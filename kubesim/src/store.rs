@@ -38,9 +38,19 @@ pub struct Change {
     pub rv: u64,
     pub resource: Resource,
     pub kind: ChangeKind,
+    /// The object after the change; for a deletion, its last state, whose `resourceVersion`
+    /// is still that of its last modification (see [`Change::revision_override`]).
     pub object: Arc<Value>,
     /// The object before a modification (to tell when it leaves or enters a selector).
     pub previous: Option<Arc<Value>>,
+}
+
+impl Change {
+    /// The revision to write into `object` when it is sent: a deleted object is sent with the
+    /// deletion's revision, as a real API server does.
+    pub fn revision_override(&self) -> Option<u64> {
+        (self.kind == ChangeKind::Deleted).then_some(self.rv)
+    }
 }
 
 /// Why a write failed.
@@ -205,20 +215,19 @@ impl Store {
         Ok(next)
     }
 
-    /// Removes an object; the DELETED event carries its last state with a new revision.
-    pub fn delete(&self, key: &Key) -> Option<Arc<Value>> {
+    /// Removes an object and returns the deletion's revision. The DELETED change carries the
+    /// object's last state, shared rather than copied; watch events write the deletion's
+    /// revision into it as they are serialized (`Change::revision_override`).
+    pub fn delete(&self, key: &Key) -> Option<u64> {
         let mut inner = self.lock();
         let current = inner.objects.remove(key)?;
         inner.rv += 1;
         let rv = inner.rv;
-        let mut last = (*current).clone();
-        last["metadata"]["resourceVersion"] = Value::from(rv.to_string());
-        let last = Arc::new(last);
         self.record(
             &mut inner,
-            Change { rv, resource: key.0, kind: ChangeKind::Deleted, object: last.clone(), previous: Some(current) },
+            Change { rv, resource: key.0, kind: ChangeKind::Deleted, object: current.clone(), previous: Some(current) },
         );
-        Some(last)
+        Some(rv)
     }
 
     fn record(&self, inner: &mut Inner, change: Change) {
@@ -297,8 +306,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(c["metadata"]["generation"], 2);
-        let gone = s.delete(&key).unwrap();
-        assert_eq!(gone["metadata"]["resourceVersion"], "4");
+        assert_eq!(s.delete(&key), Some(4), "a deletion is a revision of its own");
         assert!(s.get(&key).is_none());
     }
 

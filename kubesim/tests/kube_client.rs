@@ -175,6 +175,18 @@ async fn watches_deliver_added_modified_deleted_bookmarks_and_end_on_timeout() {
     let patched = kinds.iter().position(|(k, d)| *k == "MODIFIED" && d["spec"]["arguments"] == json!(["9"]));
     assert!(patched.is_some_and(|p| p > 0 && p < kinds.len() - 1), "{kinds:?}");
     assert!(events.iter().any(|e| matches!(e, WatchEvent::Bookmark(_))), "bookmarks were asked for");
+    // Every event carries its own revision; the deletion's is newer than the last change's.
+    let revisions: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+                o.metadata.resource_version.as_deref()?.parse().ok()
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(revisions.len(), kinds.len());
+    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "revisions increase: {revisions:?}");
 }
 
 #[tokio::test]
