@@ -58,6 +58,11 @@ impl Kubesim {
         Ok(sim)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
     /// This cluster's entry in `sparkClusters` (queues `dev` and `poc`, Spark 3.5.0 / 3.5).
     pub fn cluster_yaml(&self, weight: u32) -> String {
         let ca = self.ca.as_ref().map(|c| format!("    caCertFile: '{}'\n", c.display())).unwrap_or_default();

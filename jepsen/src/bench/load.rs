@@ -60,6 +60,9 @@ pub struct Step {
     pub seconds: f64,
     pub ok_per_s: f64,
     pub latency_ms: Percentiles,
+    /// What each acknowledged request cost (measured for the submission steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_ok: Option<super::cpu::PerOk>,
     /// Ids of acknowledged submissions (not serialized).
     #[serde(skip)]
     pub ids: Vec<String>,
@@ -127,16 +130,20 @@ impl Tally {
             seconds,
             ok_per_s: self.ok as f64 / seconds,
             latency_ms: Percentiles::of(self.micros),
+            per_ok: None,
             ids: self.ids,
         }
     }
 }
 
 /// `concurrency` clients, each sending its next request as soon as the last is answered, for
-/// `duration`. Requests still running at the deadline are waited for and counted.
-pub async fn closed(load: &Load, concurrency: usize, duration: Duration, keep_ids: bool) -> Step {
-    let start = Instant::now();
-    let deadline = start + duration;
+/// `warmup` and then `duration`; only requests sent after the warm-up are counted, so that a
+/// step measures the steady state of its own load (the status updates and deletions that
+/// submissions cause follow them by seconds). Requests still running at the deadline are
+/// waited for and counted.
+pub async fn closed(load: &Load, concurrency: usize, warmup: Duration, duration: Duration, keep_ids: bool) -> Step {
+    let measured_from = Instant::now() + warmup;
+    let deadline = measured_from + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
             let load = load.clone();
@@ -146,7 +153,9 @@ pub async fn closed(load: &Load, concurrency: usize, duration: Duration, keep_id
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     let outcome = load.send(n).await;
-                    tally.record(outcome, sent, keep_ids);
+                    if sent >= measured_from {
+                        tally.record(outcome, sent, keep_ids);
+                    }
                     n += concurrency as u64;
                 }
                 tally
@@ -157,14 +166,16 @@ pub async fn closed(load: &Load, concurrency: usize, duration: Duration, keep_id
     for w in workers {
         total.merge(w.await.expect("a load worker panicked"));
     }
-    total.into_step(start.elapsed().as_secs_f64(), Some(concurrency), None)
+    total.into_step(measured_from.elapsed().as_secs_f64(), Some(concurrency), None)
 }
 
-/// Requests at `rate` per second on a fixed schedule for `duration`, at most `max_in_flight`
-/// at once (beyond that, a request waits and its wait counts in its latency).
-pub async fn open(load: &Load, rate: f64, duration: Duration, max_in_flight: usize) -> Step {
+/// Requests at `rate` per second on a fixed schedule for `warmup` and then `duration`, at most
+/// `max_in_flight` at once (beyond that, a request waits and its wait counts in its latency).
+/// Only requests scheduled after the warm-up are counted.
+pub async fn open(load: &Load, rate: f64, warmup: Duration, duration: Duration, max_in_flight: usize) -> Step {
     let start = Instant::now();
-    let total = (rate * duration.as_secs_f64()) as u64;
+    let measured_from = start + warmup;
+    let total = (rate * (warmup + duration).as_secs_f64()) as u64;
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let mut tasks = Vec::with_capacity(total as usize);
     for n in 0..total {
@@ -174,23 +185,24 @@ pub async fn open(load: &Load, rate: f64, duration: Duration, max_in_flight: usi
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore open");
             let outcome = load.send(n).await;
-            (outcome.is_some(), scheduled.elapsed().as_micros() as u64)
+            (scheduled >= measured_from, outcome.is_some(), scheduled.elapsed().as_micros() as u64)
         }));
     }
     let mut tally = Tally::new();
     for t in tasks {
-        let (ok, micros) = t.await.expect("a load task panicked");
-        if ok {
-            tally.ok += 1;
-            tally.micros.push(micros);
-        } else {
-            tally.failed += 1;
+        let (measured, ok, micros) = t.await.expect("a load task panicked");
+        match (measured, ok) {
+            (false, _) => {}
+            (true, true) => {
+                tally.ok += 1;
+                tally.micros.push(micros);
+            }
+            (true, false) => tally.failed += 1,
         }
     }
-    // The rate is over the scheduled window, so that a backlog answered late lowers it.
-    let mut step = tally.into_step(start.elapsed().as_secs_f64(), None, Some(rate));
-    step.ok_per_s = step.ok as f64 / step.seconds;
-    step
+    // The rate is over the time from the warm-up's end to the last answer, so that a backlog
+    // answered late lowers it.
+    tally.into_step(measured_from.elapsed().as_secs_f64(), None, Some(rate))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! same run a 3-member etcd cluster and the disk's fdatasync rate, so that ratios hold on a
 //! noisy machine. Results go to `bench/results/` as JSON and Markdown, plots as PNG.
 
+pub mod cpu;
 mod etcd;
 pub mod load;
 mod report;
@@ -31,9 +32,14 @@ pub struct BenchArgs {
     /// Results directory.
     #[arg(long, default_value = "bench/results")]
     pub out: PathBuf,
-    /// Seconds per load step.
+    /// Seconds per load step, measured after its warm-up.
     #[arg(long, default_value_t = 10)]
     pub step_secs: u64,
+    /// Seconds each load step runs before it is measured: submissions cause status updates and
+    /// deletions seconds later (about 8 s at the default time scale and TTL), and a step is
+    /// measured once they flow at its own rate.
+    #[arg(long, default_value_t = 10)]
+    pub warmup_secs: u64,
     /// Closed-loop client counts tried to find the saturation rate (the same for etcd).
     #[arg(long, value_delimiter = ',', default_value = "8,32,64,128")]
     pub concurrency: Vec<usize>,
@@ -78,6 +84,8 @@ pub struct BenchArgs {
 #[derive(Debug, Default, Serialize)]
 pub struct Results {
     pub started: String,
+    /// Seconds each load step ran before it was measured.
+    pub warmup_secs: u64,
     pub machine: Machine,
     pub disk: Option<Disk>,
     pub startup: Startup,
@@ -172,7 +180,12 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: warning: a debug build is measured; use `cargo run -p bpg-jepsen --release -- bench`");
     }
     std::fs::create_dir_all(&args.out)?;
-    let mut results = Results { started: chrono::Utc::now().to_rfc3339(), machine: machine(), ..Default::default() };
+    let mut results = Results {
+        started: chrono::Utc::now().to_rfc3339(),
+        warmup_secs: args.warmup_secs,
+        machine: machine(),
+        ..Default::default()
+    };
     let out = Output { dir: args.out.clone() };
 
     eprintln!("bench: starting 3 gateway nodes and 2 kubesim clusters");
@@ -213,12 +226,22 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     out.write(&results)?;
 
     let step = Duration::from_secs(args.step_secs);
+    let warmup = Duration::from_secs(args.warmup_secs);
     let submit = Load::Submit { clients: users.clone(), body: body.clone() };
-    let _ = load::closed(&submit, 16, Duration::from_secs(3), false).await; // warm-up
     let mut ids = Vec::new();
     for &c in &args.concurrency {
-        let s = load::closed(&submit, c, step, true).await;
-        eprintln!("bench: submit x{c}: {:.0}/s, p99 {:.1} ms, {} failed", s.ok_per_s, s.latency_ms.p99, s.failed);
+        let s = measured(&g, warmup, load::closed(&submit, c, warmup, step, true)).await;
+        let cost = s.per_ok.clone().unwrap_or_default();
+        eprintln!(
+            "bench: submit x{c}: {:.0}/s, p99 {:.1} ms, {} failed; per submission: gateway {:.2} ms CPU, kubesim {:.2} ms, {:.2} log entries; cores {:.0} % busy",
+            s.ok_per_s,
+            s.latency_ms.p99,
+            s.failed,
+            cost.gateway,
+            cost.kubesim,
+            cost.log_entries.unwrap_or(f64::NAN),
+            cost.cores_busy * 100.0
+        );
         ids.extend(s.ids.iter().take(10_000).cloned());
         if s.ok_per_s > results.saturation_per_s {
             results.saturation_per_s = s.ok_per_s;
@@ -243,7 +266,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
 
     for share in [0.5, 0.9] {
         let rate = results.saturation_per_s * share;
-        let s = load::open(&submit, rate, step * 2, 4096).await;
+        let s = measured(&g, warmup, load::open(&submit, rate, warmup, step * 2, 4096)).await;
         eprintln!(
             "bench: open loop {:.0}/s ({:.0} %): p50 {:.1} p99 {:.1} p99.9 {:.1} ms, {} failed",
             rate,
@@ -261,7 +284,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let leader = g.nodes.leader().await?;
     let followers: Arc<Vec<Client>> = Arc::new(g.nodes.followers(leader).into_iter().map(|f| g.user(f)).collect());
     let reads = Load::Status { clients: followers, ids: Arc::new(ids) };
-    let s = load::closed(&reads, 64, step, false).await;
+    let s = load::closed(&reads, 64, Duration::from_secs(2), step, false).await;
     eprintln!("bench: follower status reads {:.0}/s, p99 {:.1} ms", s.ok_per_s, s.latency_ms.p99);
     results.follower_reads = Some(s);
     out.write(&results)?;
@@ -376,6 +399,37 @@ fn disk(dir: &Path) -> anyhow::Result<Disk> {
     Ok(Disk { fdatasync_per_s: n as f64 / secs, mean_ms: secs * 1e3 / n as f64 })
 }
 
+/// Runs a load step whose measured part starts after `warmup`, and adds what each acknowledged
+/// request cost over that part.
+async fn measured(g: &GatewayCluster, warmup: Duration, step: impl std::future::Future<Output = Step>) -> Step {
+    let pids = pids(g).await;
+    let log_index = || async {
+        let leader = g.nodes.leader().await.ok()?;
+        g.nodes.raft_status(leader).await?["last_log_index"].as_u64()
+    };
+    let start = async {
+        tokio::time::sleep(warmup).await;
+        (cpu::sample(&pids), log_index().await)
+    };
+    let (mut s, (before, first_index)) = tokio::join!(step, start);
+    let mut cost = cpu::per_ok(&before, &pids, s.ok);
+    if let (Some(first), Some(last)) = (first_index, log_index().await) {
+        cost.log_entries = Some(last.saturating_sub(first) as f64 / s.ok.max(1) as f64);
+    }
+    s.per_ok = Some(cost);
+    s
+}
+
+/// The processes of the run, the leader told apart.
+async fn pids(g: &GatewayCluster) -> cpu::Pids {
+    let leader = g.nodes.leader().await.ok();
+    cpu::Pids {
+        leader: leader.and_then(|l| g.nodes.node(l).pid()),
+        followers: g.nodes.nodes.iter().filter(|n| Some(n.id) != leader).map(|n| n.pid()).collect(),
+        kubesim: g.sims.iter().map(|k| k.pid()).collect(),
+    }
+}
+
 /// Lets the previous step's status updates drain before the next step starts.
 async fn settle(g: &GatewayCluster) {
     let _ = g.nodes.wait_replicated().await;
@@ -389,10 +443,9 @@ async fn etcd_compare(args: &BenchArgs, dir: &Path, body: &Value, step: Duration
     let etcd = etcd::Etcd::start(&args.etcd_bin, dir).await?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let put = Load::EtcdPut { http, urls: Arc::new(etcd.put_urls()), value: Arc::new(value) };
-    let _ = load::closed(&put, 16, Duration::from_secs(3), false).await;
     let mut steps = Vec::new();
     for &c in &args.concurrency {
-        let s = load::closed(&put, c, step, false).await;
+        let s = load::closed(&put, c, Duration::from_secs(args.warmup_secs), step, false).await;
         eprintln!("bench: etcd put x{c}: {:.0}/s, p99 {:.1} ms, {} failed", s.ok_per_s, s.latency_ms.p99, s.failed);
         steps.push(s);
     }
@@ -473,7 +526,7 @@ async fn fill(g: &GatewayCluster, submit: &Load, target: u64, concurrency: usize
         if now >= target {
             break;
         }
-        let s = load::closed(submit, concurrency, Duration::from_secs(5), false).await;
+        let s = load::closed(submit, concurrency, Duration::ZERO, Duration::from_secs(5), false).await;
         acked += s.ok;
         if last_report.elapsed() > Duration::from_secs(60) {
             eprintln!("bench: filling: {now} of {target} jobs, {:.0}/s", acked as f64 / start.elapsed().as_secs_f64());

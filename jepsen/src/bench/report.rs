@@ -47,10 +47,37 @@ pub(super) fn markdown(r: &Results) -> String {
                 s.ok_per_s
             ),
             format!(
-                "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
-                s.latency_ms.p50, s.latency_ms.p99, s.latency_ms.p999
+                "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms{}",
+                s.latency_ms.p50,
+                s.latency_ms.p99,
+                s.latency_ms.p999,
+                s.per_ok.as_ref().map_or_else(String::new, |c| format!(
+                    " (per submission: gateway {:.2} ms CPU, {} log entries)",
+                    c.gateway,
+                    c.log_entries.map_or_else(|| "?".to_owned(), |e| format!("{e:.2}"))
+                ))
             ),
             format!("p99 < {TARGET_P99_MS:.0} ms: {}", verdict(s.latency_ms.p99 < TARGET_P99_MS)),
+        );
+    }
+    let at_saturation = r.saturation.iter().find(|s| s.concurrency == Some(r.saturation_concurrency));
+    if let Some(c) = at_saturation.and_then(|s| s.per_ok.as_ref()) {
+        let followers = c.followers.iter().map(|f| format!("{f:.2}")).collect::<Vec<_>>().join(" / ");
+        row(
+            &mut md,
+            "CPU per acknowledged submission at saturation",
+            format!(
+                "gateway {:.2} ms (leader {:.2}, followers {followers}), kubesim {:.2} ms, load generator {:.2} ms; \
+                 cores {:.0} % busy. The gateway's share alone would fill {} cores at {:.0}/s",
+                c.gateway,
+                c.leader,
+                c.kubesim,
+                c.load_generator,
+                c.cores_busy * 100.0,
+                r.machine.cores,
+                r.machine.cores as f64 * 1e3 / c.gateway.max(1e-9),
+            ),
+            String::new(),
         );
     }
     if let Some(s) = &r.follower_reads {
@@ -133,7 +160,12 @@ pub(super) fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(
         md,
-        "\n## Closed-loop steps\n\n| system | clients | ok/s | p50 ms | p99 ms | p99.9 ms | failed |\n|---|---|---|---|---|---|---|"
+        "\n## Closed-loop steps\n\nEach step runs {} s before it is measured. Per acknowledged request: CPU milliseconds \
+         spent by the gateway nodes together and by the two kubesim processes, and the Raft log entries \
+         the leader appended; and the share of the machine's cores busy.\n\n\
+         | system | clients | ok/s | p50 ms | p99 ms | p99.9 ms | failed | gateway CPU ms | kubesim CPU ms | log entries | cores busy |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|",
+        r.warmup_secs
     );
     let steps = r
         .saturation
@@ -141,9 +173,16 @@ pub(super) fn markdown(r: &Results) -> String {
         .map(|s| ("bpg submit", s))
         .chain(r.etcd.iter().flat_map(|e| e.steps.iter().map(|s| ("etcd put", s))));
     for (system, s) in steps {
+        let cpu = s.per_ok.as_ref().map_or_else(
+            || " | | | ".to_owned(),
+            |c| {
+                let entries = c.log_entries.map_or_else(String::new, |e| format!("{e:.2}"));
+                format!("{:.2} | {:.2} | {entries} | {:.0} %", c.gateway, c.kubesim, c.cores_busy * 100.0)
+            },
+        );
         let _ = writeln!(
             md,
-            "| {system} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} |",
+            "| {system} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {cpu} |",
             s.concurrency.unwrap_or(0),
             s.ok_per_s,
             s.latency_ms.p50,
