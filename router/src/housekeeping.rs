@@ -15,15 +15,18 @@ pub async fn enforce_max_running(raft: RaftNode, clusters: Arc<Clusters>, every:
     loop {
         tokio::time::sleep(every).await;
         let now = now_ms();
-        // The whole state is read: off the runtime (nothing is found if it is shutting down).
+        // The running jobs come from their index; there may be many, so off the runtime.
         let overdue = raft.state().read_blocking(move |state| {
-            state
-                .jobs()
-                .filter_map(Result::ok)
+            let running = state.running_jobs().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "reading the running jobs failed");
+                Vec::new()
+            });
+            running
+                .into_iter()
                 .filter_map(|job| {
                     let o = job.observed.as_ref()?;
-                    let (Some("RUNNING"), Some(created)) = (o.state.as_deref(), o.creation_ms) else { return None };
-                    if job.deleted_at_ms.is_some() || created.saturating_add(job.max_running_millis) > now {
+                    let created = o.creation_ms?;
+                    if created.saturating_add(job.max_running_millis) > now {
                         return None;
                     }
                     let driver = o.driver_pod.clone().unwrap_or_else(|| format!("{}-driver", job.id));
@@ -59,20 +62,12 @@ pub async fn prune(raft: RaftNode, retention: Duration, every: Duration) {
             continue;
         }
         let horizon = now.saturating_sub(retention.as_millis() as u64);
-        let old = raft.state().read_blocking(move |state| {
-            state
-                .jobs()
-                .filter_map(Result::ok)
-                .filter(|j| {
-                    let ended = j.deleted_at_ms.or_else(|| {
-                        j.is_terminal()
-                            .then(|| j.observed.as_ref().and_then(|o| o.termination_ms).unwrap_or(j.submitted_at_ms))
-                    });
-                    ended.is_some_and(|t| t < horizon)
-                })
-                .map(|j| j.id)
-                .take(1000)
-                .collect::<Vec<String>>()
+        let old = raft.state().read_blocking(move |state| match state.ended_before(horizon, 1000) {
+            Ok(jobs) => jobs.into_iter().map(|j| j.id).collect::<Vec<String>>(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the jobs to forget failed");
+                Vec::new()
+            }
         });
         let old = old.await.unwrap_or_default();
         if !old.is_empty() {

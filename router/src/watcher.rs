@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bpg_raft::RaftNode;
-use bpg_raft::model::{Command, Dispatch, Job, Observed, StatusUpdate, TERMINAL_STATES};
+use bpg_raft::model::{Command, Job, Observed, StatusUpdate, TERMINAL_STATES};
 use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -90,28 +90,24 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
     proposer.abort();
 }
 
-/// The jobs whose objects `cluster` should hold now. The pass reads every job (seconds at a
-/// million), so it runs on a blocking thread: on the runtime it would hold off this leader's
-/// heartbeats, and each new leader would lose its term the same way on taking it. Empty if the
-/// read could not run (no object is then marked gone).
+/// The jobs whose objects `cluster` should hold now, from their index. A cluster can hold many
+/// (finished applications stay until their TTL), so the read runs on a blocking thread. Empty
+/// if the read failed (no object is then marked gone).
 async fn live_objects(raft: &RaftNode, cluster: &str) -> HashSet<String> {
     let cluster = cluster.to_owned();
-    let read = raft.state().read_blocking(move |state| {
-        state.jobs().filter_map(Result::ok).filter(|j| expects_object(j, &cluster)).map(|j| j.id).collect()
-    });
-    read.await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "reading the jobs a cluster should hold failed");
-        HashSet::new()
-    })
+    let read = raft.state().read_blocking(move |state| state.live_on(&cluster));
+    match read.await.map_err(|e| e.to_string()).and_then(|ids| ids.map_err(|e| e.to_string())) {
+        Ok(ids) => ids.into_iter().collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the jobs a cluster should hold failed");
+            HashSet::new()
+        }
+    }
 }
 
-/// Whether `job`'s object should exist on `cluster`: created there, not deleted through bpg,
-/// not already known to be gone.
+/// Whether `job`'s object should exist on `cluster`.
 fn expects_object(job: &Job, cluster: &str) -> bool {
-    job.cluster == cluster
-        && job.dispatch == Dispatch::Created
-        && job.deleted_at_ms.is_none()
-        && !job.observed.as_ref().is_some_and(|o| o.vanished)
+    job.cluster == cluster && job.expects_object()
 }
 
 /// Batches updates into `RecordStatus` commands.

@@ -121,6 +121,30 @@ impl Job {
         self.deleted_at_ms.is_some() || TERMINAL_STATES.contains(&self.application_state())
     }
 
+    /// Whether the application runs, as last observed, and was not deleted: what the
+    /// max-running check looks at.
+    pub fn is_running(&self) -> bool {
+        self.deleted_at_ms.is_none() && self.observed.as_ref().is_some_and(|o| o.state.as_deref() == Some("RUNNING"))
+    }
+
+    /// Whether the job's SparkApplication should exist on its cluster: created there, not
+    /// deleted through bpg, not already known to be gone.
+    pub fn expects_object(&self) -> bool {
+        matches!(self.dispatch, Dispatch::Created)
+            && self.deleted_at_ms.is_none()
+            && !self.observed.as_ref().is_some_and(|o| o.vanished)
+    }
+
+    /// When the job ended, in ms since the epoch: its deletion, or for a terminal application
+    /// its termination time (its submission when the cluster reported none). `None` while it
+    /// may still change by itself.
+    pub fn ended_ms(&self) -> Option<u64> {
+        self.deleted_at_ms.or_else(|| {
+            self.is_terminal()
+                .then(|| self.observed.as_ref().and_then(|o| o.termination_ms).unwrap_or(self.submitted_at_ms))
+        })
+    }
+
     /// The error message clients see.
     pub fn error_message(&self) -> Option<&str> {
         match (&self.dispatch, &self.observed) {

@@ -21,19 +21,40 @@ pub(crate) const PENDING: Table = Table::new("sm_pending");
 pub(crate) const CLUSTERS: Table = Table::new("sm_clusters");
 /// Idempotency entries, key = owner 0x00 idempotency key.
 pub(crate) const IDEMPOTENCY: Table = Table::new("sm_idempotency");
+/// Index of jobs observed running and not deleted, key = submission id, empty value: what the
+/// max-running check reads. Derived (see [`SNAPSHOTTED`]).
+pub(crate) const RUNNING: Table = Table::new("sm_running");
+/// Index of jobs whose SparkApplication should exist ([`crate::model::Job::expects_object`]),
+/// key = cluster 0x00 submission id, empty value: what a cluster's listing is compared with.
+/// Derived.
+pub(crate) const LIVE: Table = Table::new("sm_live");
+/// Index of jobs by submission time, key = ms since the epoch (u64 BE) then submission id,
+/// empty value: where pruning looks for old jobs. Derived.
+pub(crate) const BY_SUBMITTED: Table = Table::new("sm_jobs_by_submitted");
 /// State-machine metadata: last applied log id, membership, current snapshot.
 pub(crate) const SM_META: Table = Table::new("sm_meta");
 
 /// The state-machine tables in the order applies, snapshots and installs use them; a snapshot
 /// record names its table by position here.
-pub(crate) const SM_TABLES: [Table; 6] = [JOBS, JOBS_BY_OWNER, PENDING, CLUSTERS, IDEMPOTENCY, SM_META];
+pub(crate) const SM_TABLES: [Table; 9] =
+    [JOBS, JOBS_BY_OWNER, PENDING, CLUSTERS, IDEMPOTENCY, RUNNING, LIVE, BY_SUBMITTED, SM_META];
 /// Positions in [`SM_TABLES`].
 pub(crate) const T_JOBS: usize = 0;
 pub(crate) const T_BY_OWNER: usize = 1;
 pub(crate) const T_PENDING: usize = 2;
 pub(crate) const T_CLUSTERS: usize = 3;
 pub(crate) const T_IDEMPOTENCY: usize = 4;
-pub(crate) const T_SM_META: usize = 5;
+pub(crate) const T_RUNNING: usize = 5;
+pub(crate) const T_LIVE: usize = 6;
+pub(crate) const T_BY_SUBMITTED: usize = 7;
+pub(crate) const T_SM_META: usize = 8;
+/// Tables before this position are written to snapshot files. The ones from it up to
+/// [`T_SM_META`] are derived from the jobs alone: an install or a database of an earlier
+/// version rebuilds them, so snapshot files are the same for every version that reads them.
+pub(crate) const SNAPSHOTTED: usize = 5;
+/// The version of the derived tables; a database whose [`DERIVED_VERSION`] differs has them
+/// rebuilt when it opens.
+pub(crate) const DERIVED_TABLES_VERSION: u32 = 1;
 
 /// The sled directory of versions before the redb file (`sled_import.rs`), and the name it
 /// takes once imported, until it is deleted.
@@ -53,6 +74,8 @@ pub(crate) const CURRENT_SNAPSHOT: &[u8] = b"current_snapshot";
 pub(crate) const JOB_COUNT: &[u8] = b"job_count";
 /// Present while a snapshot is being installed; on open, the install is redone.
 pub(crate) const INSTALLING: &[u8] = b"installing";
+/// The [`DERIVED_TABLES_VERSION`] the derived tables were built at.
+pub(crate) const DERIVED_VERSION: &[u8] = b"derived_version";
 
 /// `a 0x00 b`; user names and submission ids never contain NUL (the API refuses them).
 pub(crate) fn pair_key(a: &str, b: &str) -> Vec<u8> {
@@ -69,6 +92,23 @@ pub(crate) fn pair_prefix(a: &str) -> Vec<u8> {
     k.extend_from_slice(a.as_bytes());
     k.push(0);
     k
+}
+
+/// A key of [`BY_SUBMITTED`].
+pub(crate) fn submitted_key(submitted_at_ms: u64, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.len());
+    k.extend_from_slice(&submitted_at_ms.to_be_bytes());
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The entries `job` has in the derived tables, as (position in [`SM_TABLES`], key); the
+/// values are empty.
+pub(crate) fn derived_entries(job: &crate::model::Job) -> impl Iterator<Item = (usize, Vec<u8>)> {
+    let running = job.is_running().then(|| (T_RUNNING, job.id.as_bytes().to_vec()));
+    let live = job.expects_object().then(|| (T_LIVE, pair_key(&job.cluster, &job.id)));
+    let submitted = (T_BY_SUBMITTED, submitted_key(job.submitted_at_ms, &job.id));
+    running.into_iter().chain(live).chain(std::iter::once(submitted))
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {

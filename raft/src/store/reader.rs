@@ -5,7 +5,9 @@ use std::sync::Arc;
 use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
 
 use super::StoreError;
-use super::keys::{self, CLUSTERS, IDEMPOTENCY, JOBS, JOBS_BY_OWNER, PENDING, decode, pair_prefix};
+use super::keys::{
+    self, BY_SUBMITTED, CLUSTERS, IDEMPOTENCY, JOBS, JOBS_BY_OWNER, LIVE, PENDING, RUNNING, decode, pair_prefix,
+};
 use crate::model::{ClusterState, IdempotencyEntry, IdempotencyKey, Job};
 
 /// One table, open in a read transaction (which it keeps alive).
@@ -45,6 +47,24 @@ impl Scan<'_> {
     /// Every job `user` owns or runs as (the proxy user), in submission-id order.
     pub fn jobs_of_owner(&self, user: &str) -> Result<Vec<Job>, StoreError> {
         self.0.jobs_of_owner(user)
+    }
+
+    /// The jobs observed running and not deleted ([`Job::is_running`]), from their index.
+    pub fn running_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.0.running_jobs()
+    }
+
+    /// The ids of the jobs whose SparkApplication should exist on `cluster`
+    /// ([`Job::expects_object`]), from their index, in submission-id order.
+    pub fn live_on(&self, cluster: &str) -> Result<Vec<String>, StoreError> {
+        self.0.live_on(cluster)
+    }
+
+    /// Up to `limit` jobs that ended ([`Job::ended_ms`]) before `horizon_ms`, oldest
+    /// submissions first. Only jobs submitted before the horizon are read: none submitted
+    /// after it can have ended before it.
+    pub fn ended_before(&self, horizon_ms: u64, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.0.ended_before(horizon_ms, limit)
     }
 }
 
@@ -119,6 +139,52 @@ impl StateReader {
             let (_, value) = item.map_err(|e| reader.db_err(e))?;
             decode(value.value()).map_err(|e| corrupt("sm_jobs", e))
         }))
+    }
+
+    /// See [`Scan::running_jobs`].
+    pub(crate) fn running_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let [running, jobs] = self.read([RUNNING, JOBS])?;
+        let mut out = Vec::new();
+        for item in running.iter().map_err(|e| self.db_err(e))? {
+            let (key, _) = item.map_err(|e| self.db_err(e))?;
+            let id = std::str::from_utf8(key.value()).map_err(|e| corrupt("sm_running", e))?;
+            out.extend(self.job_in(&jobs, id)?);
+        }
+        Ok(out)
+    }
+
+    /// See [`Scan::live_on`].
+    pub(crate) fn live_on(&self, cluster: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = pair_prefix(cluster);
+        let [live] = self.read([LIVE])?;
+        let mut out = Vec::new();
+        for item in live.range::<&[u8]>(prefix.as_slice()..).map_err(|e| self.db_err(e))? {
+            let (key, _) = item.map_err(|e| self.db_err(e))?;
+            let Some(id) = key.value().strip_prefix(prefix.as_slice()) else { break };
+            out.push(String::from_utf8(id.to_vec()).map_err(|e| corrupt("sm_live", e))?);
+        }
+        Ok(out)
+    }
+
+    /// See [`Scan::ended_before`].
+    pub(crate) fn ended_before(&self, horizon_ms: u64, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let [by_submitted, jobs] = self.read([BY_SUBMITTED, JOBS])?;
+        let end = horizon_ms.to_be_bytes();
+        let mut out = Vec::new();
+        for item in by_submitted.range::<&[u8]>(..end.as_slice()).map_err(|e| self.db_err(e))? {
+            let (key, _) = item.map_err(|e| self.db_err(e))?;
+            let id = key.value().get(8..).ok_or_else(|| corrupt("sm_jobs_by_submitted", "key shorter than 8 bytes"))?;
+            let id = std::str::from_utf8(id).map_err(|e| corrupt("sm_jobs_by_submitted", e))?;
+            if let Some(job) = self.job_in(&jobs, id)?
+                && job.ended_ms().is_some_and(|t| t < horizon_ms)
+            {
+                out.push(job);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// How many jobs the state holds, as of the last applied batch (the table's stored

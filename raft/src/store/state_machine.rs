@@ -8,7 +8,8 @@ use redb::{ReadableDatabase as _, ReadableTable as _};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{
-    self, CURRENT_SNAPSHOT, INSTALLING, LAST_APPLIED, MEMBERSHIP, SM_META, SM_TABLES, T_SM_META, decode, encode,
+    self, CURRENT_SNAPSHOT, DERIVED_TABLES_VERSION, DERIVED_VERSION, INSTALLING, JOBS, LAST_APPLIED, MEMBERSHIP,
+    SM_META, SM_TABLES, SNAPSHOTTED, T_JOBS, T_SM_META, decode, derived_entries, encode,
 };
 use super::log_store::CommittedHint;
 use super::snapshot::{self, SnapshotFile, SnapshotWriter};
@@ -119,12 +120,48 @@ impl StateMachine {
             let path = snapshot_path(&sm.inner.snapshot_dir, &meta.snapshot_id);
             sm.load_snapshot_blocking(&meta, &path)?;
         }
+        sm.rebuild_derived_if_stale()?;
         sm.remove_stale_files(None);
         if let Ok(Some(meta)) = sm.current_snapshot_meta() {
             let path = snapshot_path(&sm.inner.snapshot_dir, &meta.snapshot_id);
             sm.inner.pacing.snapshot_is(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
         }
         Ok(sm)
+    }
+
+    /// Builds the derived tables (see [`keys::SNAPSHOTTED`]) from the jobs when the database
+    /// has them at another version or not at all: a new database, or one an earlier version
+    /// wrote. Blocking; runs when the node opens.
+    fn rebuild_derived_if_stale(&self) -> Result<(), StoreError> {
+        let db = &self.inner.db;
+        let built = super::get::<u32>(db, SM_META, DERIVED_VERSION)
+            .map_err(|detail| StoreError::Corrupt { tree: "sm_meta", detail })?;
+        if built == Some(DERIVED_TABLES_VERSION) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        // Loaded by position in the slice of derived tables.
+        let mut load = BulkLoad::replacing(db, &SM_TABLES[SNAPSHOTTED..T_SM_META]).map_err(|e| self.db_err(e))?;
+        let read = db.begin_read().map_err(|e| self.db_err(e))?;
+        let jobs = read.open_table(JOBS).map_err(|e| self.db_err(e))?;
+        for item in jobs.iter().map_err(|e| self.db_err(e))? {
+            let (_, value) = item.map_err(|e| self.db_err(e))?;
+            let job: model::Job =
+                decode(value.value()).map_err(|e| StoreError::Corrupt { tree: "sm_jobs", detail: e.to_string() })?;
+            for (table, key) in derived_entries(&job) {
+                load.insert(table - SNAPSHOTTED, key, Vec::new()).map_err(|e| self.db_err(e))?;
+            }
+        }
+        drop(jobs);
+        drop(read);
+        let entries = load
+            .finish(|tx| {
+                tx.open_table(SM_META)?.insert(DERIVED_VERSION, encode(&DERIVED_TABLES_VERSION).as_slice())?;
+                Ok(())
+            })
+            .map_err(|e| self.db_err(e))?;
+        tracing::info!(entries, ms = started.elapsed().as_millis() as u64, "built the indexes derived from the jobs");
+        Ok(())
     }
 
     fn db_err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -244,7 +281,7 @@ impl StateMachine {
         };
         let partial_path = inner.snapshot_dir.join(format!("building-{snapshot_id}.part"));
         let mut writer = SnapshotWriter::create(&partial_path).map_err(snapshot_err)?;
-        for (i, table) in SM_TABLES.iter().enumerate().filter(|(i, _)| *i != T_SM_META) {
+        for (i, table) in SM_TABLES[..SNAPSHOTTED].iter().enumerate() {
             let table = read.open_table(*table).map_err(snapshot_err)?;
             for item in table.iter().map_err(snapshot_err)? {
                 let (k, v) = item.map_err(snapshot_err)?;
@@ -277,7 +314,7 @@ impl StateMachine {
         let snap_err = |detail: String| StoreError::Snapshot { path: path.to_path_buf(), detail };
         // Check the whole file before touching the state.
         snapshot::read_records(path, |r| {
-            if r.tree as usize >= T_SM_META {
+            if r.tree as usize >= SNAPSHOTTED {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unknown tree {}", r.tree)));
             }
             Ok(())
@@ -296,7 +333,16 @@ impl StateMachine {
         let mut load = BulkLoad::replacing(&inner.db, &SM_TABLES[..T_SM_META]).map_err(|e| self.db_err(e))?;
         let mut db_failure = None;
         snapshot::read_records(path, |r| {
-            load.insert(usize::from(r.tree), r.key, r.value).map_err(|e| {
+            // The derived tables are not in the file: each job brings its entries.
+            let derived = match usize::from(r.tree) {
+                T_JOBS => derived_entries(&decode::<model::Job>(&r.value).map_err(std::io::Error::other)?).collect(),
+                _ => Vec::new(),
+            };
+            let written = derived
+                .into_iter()
+                .try_for_each(|(table, key)| load.insert(table, key, Vec::new()))
+                .and_then(|()| load.insert(usize::from(r.tree), r.key, r.value));
+            written.map_err(|e| {
                 db_failure = Some(e);
                 std::io::Error::other("database write failed")
             })
@@ -309,6 +355,7 @@ impl StateMachine {
             let mut sm_meta = tx.open_table(SM_META)?;
             sm_meta.insert(LAST_APPLIED, encode(&meta.last_log_id).as_slice())?;
             sm_meta.insert(MEMBERSHIP, encode(&meta.last_membership).as_slice())?;
+            sm_meta.insert(DERIVED_VERSION, encode(&DERIVED_TABLES_VERSION).as_slice())?;
             sm_meta.remove(INSTALLING)?;
             Ok(())
         })

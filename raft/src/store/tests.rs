@@ -145,6 +145,30 @@ fn assert_same_state(mem: &MemState, reader: &StateReader) {
         })
         .collect();
     assert_eq!(&idem, &mem.idempotency, "idempotency index");
+
+    let running: Vec<String> = reader.running_jobs().unwrap().into_iter().map(|j| j.id).collect();
+    let want: Vec<String> = mem.jobs.values().filter(|j| j.is_running()).map(|j| j.id.clone()).collect();
+    assert_eq!(running, want, "running index");
+    let clusters: std::collections::BTreeSet<&str> = mem.jobs.values().map(|j| j.cluster.as_str()).collect();
+    for cluster in clusters {
+        let want: Vec<String> =
+            mem.jobs.values().filter(|j| j.cluster == cluster && j.expects_object()).map(|j| j.id.clone()).collect();
+        assert_eq!(reader.live_on(cluster).unwrap(), want, "live index of cluster {cluster}");
+    }
+    // Every horizon at which the answer changes, and one past them all.
+    let mut ends: Vec<u64> = mem.jobs.values().filter_map(|j| j.ended_ms()).collect();
+    ends.sort_unstable();
+    ends.dedup();
+    for horizon in ends.iter().map(|t| t + 1).chain(ends.first().copied()) {
+        let mut got: Vec<String> =
+            reader.ended_before(horizon, usize::MAX).unwrap().into_iter().map(|j| j.id).collect();
+        got.sort();
+        let want: Vec<String> =
+            mem.jobs.values().filter(|j| j.ended_ms().is_some_and(|t| t < horizon)).map(|j| j.id.clone()).collect();
+        assert_eq!(got, want, "jobs ended before {horizon}");
+    }
+    let ended = mem.jobs.values().filter(|j| j.ended_ms().is_some()).count();
+    assert_eq!(reader.ended_before(u64::MAX, 2).unwrap().len(), ended.min(2), "the limit");
 }
 
 /// Applies the same random commands to the model and to the store (one entry at a time and in
@@ -223,11 +247,15 @@ fn store_to_sled(dir: &std::path::Path) -> Option<crate::typ::Vote> {
     let db = db_of(dir);
     let read = db.begin_read().unwrap();
     let old = sled_open(&dir.join(keys::SLED_DIR));
-    for table in std::iter::once(keys::RAFT_META).chain(keys::SM_TABLES) {
+    // Those versions had no derived tables.
+    let kept = keys::SM_TABLES.iter().enumerate().filter(|(i, _)| !(keys::SNAPSHOTTED..keys::T_SM_META).contains(i));
+    for table in std::iter::once(keys::RAFT_META).chain(kept.map(|(_, t)| *t)) {
         let tree = old.open_tree(table.name()).unwrap();
         for item in read.open_table(table).unwrap().iter().unwrap() {
             let (k, v) = item.unwrap();
-            tree.insert(k.value(), v.value()).unwrap();
+            if k.value() != keys::DERIVED_VERSION {
+                tree.insert(k.value(), v.value()).unwrap();
+            }
         }
     }
     let jobs = redb::ReadableTableMetadata::len(&read.open_table(keys::JOBS).unwrap()).unwrap();
@@ -238,6 +266,31 @@ fn store_to_sled(dir: &std::path::Path) -> Option<crate::typ::Vote> {
     drop((read, db));
     std::fs::remove_file(dir.join(keys::DB_FILE)).unwrap();
     vote
+}
+
+#[tokio::test]
+async fn a_database_without_the_derived_tables_has_them_built_when_it_opens() {
+    use redb::TableHandle as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = MemState::default();
+    {
+        let Store { mut state_machine, .. } = open(dir.path());
+        apply_random(&mut state_machine, &mut mem, 21, 600).await;
+    }
+    // What a version before them left: no derived tables, no mark of their version.
+    let db = db_of(dir.path());
+    let tx = db.begin_write().unwrap();
+    for table in &keys::SM_TABLES[keys::SNAPSHOTTED..keys::T_SM_META] {
+        assert!(tx.delete_table(*table).unwrap(), "{} was there", table.name());
+    }
+    assert!(tx.open_table(keys::SM_META).unwrap().remove(keys::DERIVED_VERSION).unwrap().is_some());
+    tx.commit().unwrap();
+    drop(db);
+
+    let Store { mut state_machine, reader, .. } = open(dir.path());
+    assert_same_state(&mem, &reader);
+    apply_random_from(&mut state_machine, &mut mem, 22, 600, 800, |_, _| {}).await;
+    assert_same_state(&mem, &reader);
 }
 
 #[tokio::test]

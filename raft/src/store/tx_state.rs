@@ -3,7 +3,10 @@
 
 use redb::ReadableTable as _;
 
-use super::keys::{SM_TABLES, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, encode, pair_key};
+use super::keys::{
+    SM_TABLES, T_BY_OWNER, T_BY_SUBMITTED, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_LIVE, T_PENDING, T_RUNNING, decode,
+    encode, pair_key, submitted_key,
+};
 use crate::model::{ClusterState, Dispatch, IdempotencyEntry, Job, StateAccess};
 
 /// A failed read or write inside an apply, or a record that does not decode.
@@ -37,6 +40,18 @@ impl<'a, 'tx> TxState<'a, 'tx> {
         Ok(())
     }
 
+    /// Makes `key` present in (or absent from) an index whose values are empty. Only a change
+    /// writes: an insert of a key already there would still copy its page.
+    fn index(&mut self, table: usize, key: &[u8], present: bool) -> Result<(), TxError> {
+        if !present {
+            return self.remove(table, key);
+        }
+        if self.tables[table].get(key).map_err(|e| e.to_string())?.is_none() {
+            self.insert(table, key, &[])?;
+        }
+        Ok(())
+    }
+
     fn get<T: serde::de::DeserializeOwned>(&self, table: usize, key: &[u8]) -> Result<Option<T>, TxError> {
         match self.tables[table].get(key).map_err(|e| e.to_string())? {
             None => Ok(None),
@@ -53,22 +68,29 @@ impl StateAccess for TxState<'_, '_> {
     }
 
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
-        self.insert(T_JOBS, job.id.as_bytes(), &encode(job))?;
-        // Indexed under the owner and, when different, the user the job runs as.
-        self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
-        self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
-        if matches!(job.dispatch, Dispatch::Pending { .. }) && job.deleted_at_ms.is_none() {
-            self.insert(T_PENDING, job.id.as_bytes(), &[])
-        } else {
-            self.remove(T_PENDING, job.id.as_bytes())
+        let is_new =
+            self.tables[T_JOBS].insert(job.id.as_bytes(), encode(job).as_slice()).map_err(|e| e.to_string())?.is_none();
+        // What never changes after submission (the owner, the user the job runs as, the
+        // submission time) is indexed once, when the job is new.
+        if is_new {
+            self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
+            self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
+            self.insert(T_BY_SUBMITTED, &submitted_key(job.submitted_at_ms, &job.id), &[])?;
         }
+        let pending = matches!(job.dispatch, Dispatch::Pending { .. }) && job.deleted_at_ms.is_none();
+        self.index(T_PENDING, job.id.as_bytes(), pending)?;
+        self.index(T_RUNNING, job.id.as_bytes(), job.is_running())?;
+        self.index(T_LIVE, &pair_key(&job.cluster, &job.id), job.expects_object())
     }
 
     fn remove_job(&mut self, job: &Job) -> Result<(), TxError> {
         self.remove(T_JOBS, job.id.as_bytes())?;
         self.remove(T_BY_OWNER, &pair_key(&job.owner, &job.id))?;
         self.remove(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id))?;
-        self.remove(T_PENDING, job.id.as_bytes())
+        self.remove(T_BY_SUBMITTED, &submitted_key(job.submitted_at_ms, &job.id))?;
+        self.remove(T_PENDING, job.id.as_bytes())?;
+        self.remove(T_RUNNING, job.id.as_bytes())?;
+        self.remove(T_LIVE, &pair_key(&job.cluster, &job.id))
     }
 
     fn cluster(&self, id: &str) -> Result<Option<ClusterState>, TxError> {
