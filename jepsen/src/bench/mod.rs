@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Closed-loop client counts tried to find the saturation rate (the same for etcd).
     #[arg(long, value_delimiter = ',', default_value = "8,32,64,128")]
     pub concurrency: Vec<usize>,
+    /// Open-loop rates (submissions/s) measured after the 50 % and 90 % steps, to see how the
+    /// cost per submission varies with the rate. None by default.
+    #[arg(long, value_delimiter = ',')]
+    pub open_rates: Vec<f64>,
     /// Jobs in the state at which resident memory (and, at the last, snapshot install and
     /// restart) are measured.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
@@ -264,17 +268,21 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         out.write(&results)?;
     }
 
-    for share in [0.5, 0.9] {
-        let rate = results.saturation_per_s * share;
+    let shares = [0.5, 0.9].map(|share| results.saturation_per_s * share);
+    for rate in shares.into_iter().chain(args.open_rates.iter().copied()) {
         let s = measured(&g, warmup, load::open(&submit, rate, warmup, step * 2, 4096)).await;
+        let cost = s.per_ok.clone().unwrap_or_default();
         eprintln!(
-            "bench: open loop {:.0}/s ({:.0} %): p50 {:.1} p99 {:.1} p99.9 {:.1} ms, {} failed",
+            "bench: open loop {:.0}/s ({:.0} %): p50 {:.1} p99 {:.1} p99.9 {:.1} ms, {} failed; per submission: gateway {:.2} ms CPU, {:.2} log entries; cores {:.0} % busy",
             rate,
-            share * 100.0,
+            rate / results.saturation_per_s * 100.0,
             s.latency_ms.p50,
             s.latency_ms.p99,
             s.latency_ms.p999,
-            s.failed
+            s.failed,
+            cost.gateway,
+            cost.log_entries.unwrap_or(f64::NAN),
+            cost.cores_busy * 100.0
         );
         results.open_loop.push(s);
         settle(&g).await;
