@@ -340,6 +340,14 @@ async fn an_import_cut_short_by_a_crash_is_redone_from_sled() {
 }
 
 #[tokio::test]
+async fn snapshot_builds_run_at_a_lower_cpu_priority_than_requests() {
+    let build = state_machine::in_background(|| {
+        Ok(rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("getpriority"))
+    });
+    assert_eq!(build.await.unwrap(), state_machine::BACKGROUND_NICE);
+}
+
+#[tokio::test]
 async fn a_snapshot_moves_the_whole_state_to_another_node() {
     let src_dir = tempfile::tempdir().unwrap();
     let Store { state_machine: mut src, .. } = open(src_dir.path());
@@ -423,8 +431,13 @@ async fn a_snapshot_is_the_state_it_began_reading_whatever_applies_follow() {
     apply_random_from(&mut state_machine, &mut mem, 32, 400, 800, |_, _| {}).await;
     assert_ne!(mem, at_read, "the later applies changed the state");
     let sm = state_machine.clone();
-    let (meta, path, _) =
-        tokio::task::spawn_blocking(move || sm.write_snapshot_blocking(read)).await.unwrap().expect("write snapshot");
+    let (meta, path, _) = tokio::task::spawn_blocking(move || {
+        let (meta, path, records) = sm.write_snapshot_file_blocking(read)?;
+        sm.record_snapshot_blocking(&meta, &path).map(|()| (meta, path, records))
+    })
+    .await
+    .unwrap()
+    .expect("write snapshot");
     assert_eq!(meta.last_log_id.map(|l| l.index), Some(400));
     assert_same_state(&mem, &reader);
 
