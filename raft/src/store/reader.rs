@@ -62,7 +62,9 @@ impl Scan<'_> {
 
     /// Up to `limit` jobs that ended ([`Job::ended_ms`]) before `horizon_ms`, oldest
     /// submissions first. Only jobs submitted before the horizon are read: none submitted
-    /// after it can have ended before it.
+    /// after it ended before it, unless clocks disagree (a deletion stamped by a leader whose
+    /// clock is behind, a termination time from the cluster's clock), and such a job is found
+    /// once the horizon passes its submission.
     pub fn ended_before(&self, horizon_ms: u64, limit: usize) -> Result<Vec<Job>, StoreError> {
         self.0.ended_before(horizon_ms, limit)
     }
