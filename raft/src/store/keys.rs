@@ -102,13 +102,20 @@ pub(crate) fn submitted_key(submitted_at_ms: u64, id: &str) -> Vec<u8> {
     k
 }
 
-/// The entries `job` has in the derived tables, as (position in [`SM_TABLES`], key); the
-/// values are empty.
+/// `job`'s keys in the derived tables, as (position in [`SM_TABLES`], key, whether the job
+/// is in that table); the values are empty. The one definition of what they hold: applies,
+/// removals, installs and rebuilds all go by it.
+pub(crate) fn derived_keys(job: &crate::model::Job) -> [(usize, Vec<u8>, bool); 3] {
+    [
+        (T_RUNNING, job.id.as_bytes().to_vec(), job.is_running()),
+        (T_LIVE, pair_key(&job.cluster, &job.id), job.expects_object()),
+        (T_BY_SUBMITTED, submitted_key(job.submitted_at_ms, &job.id), true),
+    ]
+}
+
+/// The entries `job` has in the derived tables, as (position in [`SM_TABLES`], key).
 pub(crate) fn derived_entries(job: &crate::model::Job) -> impl Iterator<Item = (usize, Vec<u8>)> {
-    let running = job.is_running().then(|| (T_RUNNING, job.id.as_bytes().to_vec()));
-    let live = job.expects_object().then(|| (T_LIVE, pair_key(&job.cluster, &job.id)));
-    let submitted = (T_BY_SUBMITTED, submitted_key(job.submitted_at_ms, &job.id));
-    running.into_iter().chain(live).chain(std::iter::once(submitted))
+    derived_keys(job).into_iter().filter(|(_, _, present)| *present).map(|(table, key, _)| (table, key))
 }
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {

@@ -423,8 +423,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let sm = self.clone();
         let (meta, path, records) = in_background(move || sm.write_snapshot_file_blocking(read)).await?;
         // Back at normal priority: the record is a write transaction, which applies wait for.
-        let (sm, recorded) = (self.clone(), (meta.clone(), path.clone()));
-        blocking(move || sm.record_snapshot_blocking(&recorded.0, &recorded.1)).await?;
+        let (sm, current, current_path) = (self.clone(), meta.clone(), path.clone());
+        blocking(move || sm.record_snapshot_blocking(&current, &current_path)).await?;
         tracing::info!(
             snapshot = %meta.snapshot_id,
             records,

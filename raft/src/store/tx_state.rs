@@ -4,8 +4,7 @@
 use redb::ReadableTable as _;
 
 use super::keys::{
-    SM_TABLES, T_BY_OWNER, T_BY_SUBMITTED, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_LIVE, T_PENDING, T_RUNNING, decode,
-    encode, pair_key, submitted_key,
+    SM_TABLES, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, derived_keys, encode, pair_key,
 };
 use crate::model::{ClusterState, Dispatch, IdempotencyEntry, Job, StateAccess};
 
@@ -70,27 +69,34 @@ impl StateAccess for TxState<'_, '_> {
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
         let is_new =
             self.tables[T_JOBS].insert(job.id.as_bytes(), encode(job).as_slice()).map_err(|e| e.to_string())?.is_none();
-        // What never changes after submission (the owner, the user the job runs as, the
-        // submission time) is indexed once, when the job is new.
+        // What never changes after submission (the owner, the user the job runs as) is
+        // indexed once, when the job is new.
         if is_new {
             self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
             self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
-            self.insert(T_BY_SUBMITTED, &submitted_key(job.submitted_at_ms, &job.id), &[])?;
         }
         let pending = matches!(job.dispatch, Dispatch::Pending { .. }) && job.deleted_at_ms.is_none();
         self.index(T_PENDING, job.id.as_bytes(), pending)?;
-        self.index(T_RUNNING, job.id.as_bytes(), job.is_running())?;
-        self.index(T_LIVE, &pair_key(&job.cluster, &job.id), job.expects_object())
+        for (table, key, present) in derived_keys(job) {
+            // A new job has no entries yet (a removal takes them all), so nothing to look up.
+            match (is_new, present) {
+                (true, true) => self.insert(table, &key, &[])?,
+                (true, false) => {}
+                (false, _) => self.index(table, &key, present)?,
+            }
+        }
+        Ok(())
     }
 
     fn remove_job(&mut self, job: &Job) -> Result<(), TxError> {
         self.remove(T_JOBS, job.id.as_bytes())?;
         self.remove(T_BY_OWNER, &pair_key(&job.owner, &job.id))?;
         self.remove(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id))?;
-        self.remove(T_BY_SUBMITTED, &submitted_key(job.submitted_at_ms, &job.id))?;
         self.remove(T_PENDING, job.id.as_bytes())?;
-        self.remove(T_RUNNING, job.id.as_bytes())?;
-        self.remove(T_LIVE, &pair_key(&job.cluster, &job.id))
+        for (table, key, _) in derived_keys(job) {
+            self.remove(table, &key)?;
+        }
+        Ok(())
     }
 
     fn cluster(&self, id: &str) -> Result<Option<ClusterState>, TxError> {
