@@ -248,7 +248,7 @@ pub struct RaftSection {
     /// How long a write may take before its outcome is reported unknown, ms. Default 10000.
     #[serde(default = "default_write_timeout")]
     pub write_timeout_millis: u64,
-    /// The embedded database's page cache, bytes. Default 32 MiB.
+    /// The embedded database's page cache, bytes. Default 8 MiB.
     #[serde(default = "default_cache")]
     pub store_cache_bytes: u64,
     /// Bind outgoing Raft connections to this node's Raft listen address, so firewall rules
