@@ -101,6 +101,16 @@ impl Kubesim {
     }
 
     /// Sets the faults (`{"unavailable": true}`, `{"errorRate": 0.5}`, ...); `{}` clears them.
+    /// Deletes a SparkApplication on the cluster directly, as `kubectl delete` would.
+    pub async fn delete_application(&self, name: &str) -> anyhow::Result<()> {
+        self.ensure_plain()?;
+        let url =
+            format!("{}/apis/sparkoperator.k8s.io/v1beta2/namespaces/{NAMESPACE}/sparkapplications/{name}", self.url);
+        let resp = self.http.delete(url).bearer_auth(&self.token).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "DELETE {name}: {}", resp.status());
+        Ok(())
+    }
+
     pub async fn set_faults(&self, faults: Value) -> anyhow::Result<()> {
         self.ensure_plain()?;
         let resp =

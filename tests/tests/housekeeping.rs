@@ -1,6 +1,7 @@
 //! The leader's chores on a live cluster: an application running past its
-//! `bpg.maxRunningMillis` is killed (its driver pod deleted, so the operator fails it), and one
-//! within its limit is left alone.
+//! `bpg.maxRunningMillis` is killed (its driver pod deleted, so the operator fails it), one
+//! within its limit is left alone, and one whose object was deleted on the cluster is not
+//! "killed" again and again.
 
 use std::time::Duration;
 
@@ -34,5 +35,50 @@ async fn an_application_past_its_max_running_time_is_killed_and_others_are_not()
     let other = user.status(&long, false).await?;
     assert_eq!(other.body["applicationState"], "RUNNING", "{other:?}");
     assert!(g.nodes.log(leader).contains("killed an application running too long"), "the leader's log names no kill");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_deleted_on_its_cluster_while_running_is_not_policed_any_more() -> anyhow::Result<()> {
+    // Applications run 3,000 simulated seconds: 60 s here. The harness checks every second.
+    let kubesim = ["--time-scale", "0.02", "--run-ms-min", "3000000", "--run-ms-max", "3000000"];
+    let g = GatewayCluster::start(bins!(), &[100], false, &kubesim).await?;
+    let leader = g.nodes.leader().await?;
+    let user = g.user(leader);
+    let mut limited = spark_pi();
+    limited["sparkConf"] = json!({"bpg.maxRunningMillis": "8000"});
+    // Submitted one after the other, so the first object is created first: any pass that finds
+    // the second past its limit finds the first past it too.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let answer = user.submit(&limited, None).await?;
+        assert!(answer.ok(), "{answer:?}");
+        ids.push(answer.body["submissionId"].as_str().unwrap().to_owned());
+    }
+    let (gone, control) = (ids[0].clone(), ids[1].clone());
+    for id in [&gone, &control] {
+        wait::until("the applications to run", Duration::from_secs(30), || async {
+            let s = user.status(id, false).await.ok()?;
+            (s.body["applicationState"] == "RUNNING").then_some(())
+        })
+        .await?;
+    }
+    // Deleted with kubectl while it runs: its last state stays RUNNING, and there is nothing
+    // left on the cluster to stop.
+    g.sims[0].delete_application(&gone).await?;
+
+    wait::until("the application past its limit to fail", Duration::from_secs(30), || async {
+        let s = user.status(&control, false).await.ok()?;
+        (s.body["applicationState"] == "FAILED").then_some(())
+    })
+    .await?;
+    let status = user.status(&gone, false).await?;
+    assert_eq!(status.body["applicationState"], "RUNNING", "{status:?}");
+    let leader = g.nodes.leader().await?;
+    let log = g.nodes.log(leader);
+    let kills = |id: &str| log.lines().filter(|l| l.contains("running too long") && l.contains(id)).count();
+    // A pass may find it again before its failure is recorded; the pod is gone by then.
+    assert!(kills(&control) >= 1, "the application past its limit is killed");
+    assert_eq!(kills(&gone), 0, "the deleted application is not killed: nothing is left to kill");
     Ok(())
 }

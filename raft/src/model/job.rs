@@ -121,10 +121,13 @@ impl Job {
         self.deleted_at_ms.is_some() || TERMINAL_STATES.contains(&self.application_state())
     }
 
-    /// Whether the application runs, as last observed, and was not deleted: what the
-    /// max-running check looks at.
+    /// Whether the application runs, as last observed, was not deleted, and its object has not
+    /// vanished: what the max-running check looks at. An object deleted on the cluster while it
+    /// ran (kubectl, the cluster's own cleanup) keeps `RUNNING` as its last state, but there is
+    /// nothing left to stop.
     pub fn is_running(&self) -> bool {
-        self.deleted_at_ms.is_none() && self.observed.as_ref().is_some_and(|o| o.state.as_deref() == Some("RUNNING"))
+        self.deleted_at_ms.is_none()
+            && self.observed.as_ref().is_some_and(|o| !o.vanished && o.state.as_deref() == Some("RUNNING"))
     }
 
     /// Whether the job's SparkApplication should exist on its cluster: created there, not

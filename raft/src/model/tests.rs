@@ -137,6 +137,8 @@ fn a_vanished_mark_keeps_the_last_state_and_a_later_sighting_supersedes_it() {
     run(&mut s, update(Observed { vanished: true, ..observed(5, "RUNNING") }));
     assert!(s.jobs["c1-a"].observed.as_ref().unwrap().vanished);
     assert_eq!(s.jobs["c1-a"].application_state(), "RUNNING");
+    // Nothing is left on the cluster to police or to expect.
+    assert!(!s.jobs["c1-a"].is_running() && !s.jobs["c1-a"].expects_object());
     // The object shows up again (the listing had missed it): its real state wins.
     run(&mut s, update(observed(7, "COMPLETED")));
     let seen = s.jobs["c1-a"].observed.clone().unwrap();

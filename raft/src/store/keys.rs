@@ -53,8 +53,8 @@ pub(crate) const T_SM_META: usize = 8;
 /// version rebuilds them, so snapshot files are the same for every version that reads them.
 pub(crate) const SNAPSHOTTED: usize = 5;
 /// The version of the derived tables; a database whose [`DERIVED_VERSION`] differs has them
-/// rebuilt when it opens.
-pub(crate) const DERIVED_TABLES_VERSION: u32 = 1;
+/// rebuilt when it opens. 2: a job whose object vanished is not in `sm_running`.
+pub(crate) const DERIVED_TABLES_VERSION: u32 = 2;
 
 /// The sled directory of versions before the redb file (`sled_import.rs`), and the name it
 /// takes once imported, until it is deleted.

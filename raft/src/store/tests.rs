@@ -9,8 +9,8 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::model::{
-    ClusterState, Command, DispatchOutcome, IdempotencyEntry, IdempotencyKey, MemState, Observed, StatusUpdate, apply,
-    sample_job,
+    ClusterState, Command, DispatchOutcome, IdempotencyEntry, IdempotencyKey, Job, MemState, Observed, StatusUpdate,
+    apply, sample_job,
 };
 use crate::typ::{Entry, LogId, StorageError, TypeConfig};
 
@@ -290,6 +290,43 @@ async fn a_database_without_the_derived_tables_has_them_built_when_it_opens() {
     let Store { mut state_machine, reader, .. } = open(dir.path());
     assert_same_state(&mem, &reader);
     apply_random_from(&mut state_machine, &mut mem, 22, 600, 800, |_, _| {}).await;
+    assert_same_state(&mem, &reader);
+}
+
+#[tokio::test]
+async fn derived_tables_of_an_earlier_version_are_rebuilt_when_the_database_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mem = MemState::default();
+    {
+        let Store { mut state_machine, .. } = open(dir.path());
+        apply_random(&mut state_machine, &mut mem, 23, 600).await;
+    }
+    // An earlier version's rules put entries where this one's do not (version 1 kept jobs
+    // whose objects had vanished among the running): here, every job in every derived table.
+    let db = db_of(dir.path());
+    let tx = db.begin_write().unwrap();
+    {
+        let jobs: Vec<Job> = {
+            let table = tx.open_table(keys::JOBS).unwrap();
+            redb::ReadableTable::iter(&table)
+                .unwrap()
+                .map(|r| keys::decode::<Job>(r.unwrap().1.value()).unwrap())
+                .collect()
+        };
+        for job in &jobs {
+            for (table, key, _) in keys::derived_keys(job) {
+                tx.open_table(keys::SM_TABLES[table]).unwrap().insert(key.as_slice(), [].as_slice()).unwrap();
+            }
+        }
+        let version = keys::encode(&(keys::DERIVED_TABLES_VERSION - 1));
+        tx.open_table(keys::SM_META).unwrap().insert(keys::DERIVED_VERSION, version.as_slice()).unwrap();
+    }
+    tx.commit().unwrap();
+    drop(db);
+
+    let Store { mut state_machine, reader, .. } = open(dir.path());
+    assert_same_state(&mem, &reader);
+    apply_random_from(&mut state_machine, &mut mem, 24, 600, 800, |_, _| {}).await;
     assert_same_state(&mem, &reader);
 }
 
