@@ -268,44 +268,46 @@ fn store_to_sled(dir: &std::path::Path) -> Option<crate::typ::Vote> {
     vote
 }
 
-#[tokio::test]
-async fn a_database_without_the_derived_tables_has_them_built_when_it_opens() {
-    use redb::TableHandle as _;
+/// Fills a store with random commands (`seed`), lets `earlier` leave its database as an
+/// earlier version would have, and checks the reopened store against the model, before and
+/// after more commands.
+async fn reopens_matching_the_model_after(seed: u64, earlier: impl FnOnce(&redb::WriteTransaction)) {
     let dir = tempfile::tempdir().unwrap();
     let mut mem = MemState::default();
     {
         let Store { mut state_machine, .. } = open(dir.path());
-        apply_random(&mut state_machine, &mut mem, 21, 600).await;
+        apply_random(&mut state_machine, &mut mem, seed, 600).await;
     }
-    // What a version before them left: no derived tables, no mark of their version.
     let db = db_of(dir.path());
     let tx = db.begin_write().unwrap();
-    for table in &keys::SM_TABLES[keys::SNAPSHOTTED..keys::T_SM_META] {
-        assert!(tx.delete_table(*table).unwrap(), "{} was there", table.name());
-    }
-    assert!(tx.open_table(keys::SM_META).unwrap().remove(keys::DERIVED_VERSION).unwrap().is_some());
+    earlier(&tx);
     tx.commit().unwrap();
     drop(db);
 
     let Store { mut state_machine, reader, .. } = open(dir.path());
     assert_same_state(&mem, &reader);
-    apply_random_from(&mut state_machine, &mut mem, 22, 600, 800, |_, _| {}).await;
+    apply_random_from(&mut state_machine, &mut mem, seed + 1, 600, 800, |_, _| {}).await;
     assert_same_state(&mem, &reader);
 }
 
 #[tokio::test]
+async fn a_database_without_the_derived_tables_has_them_built_when_it_opens() {
+    use redb::TableHandle as _;
+    // What a version before them left: no derived tables, no mark of their version.
+    reopens_matching_the_model_after(21, |tx| {
+        for table in &keys::SM_TABLES[keys::SNAPSHOTTED..keys::T_SM_META] {
+            assert!(tx.delete_table(*table).unwrap(), "{} was there", table.name());
+        }
+        assert!(tx.open_table(keys::SM_META).unwrap().remove(keys::DERIVED_VERSION).unwrap().is_some());
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn derived_tables_of_an_earlier_version_are_rebuilt_when_the_database_opens() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut mem = MemState::default();
-    {
-        let Store { mut state_machine, .. } = open(dir.path());
-        apply_random(&mut state_machine, &mut mem, 23, 600).await;
-    }
     // An earlier version's rules put entries where this one's do not (version 1 kept jobs
     // whose objects had vanished among the running): here, every job in every derived table.
-    let db = db_of(dir.path());
-    let tx = db.begin_write().unwrap();
-    {
+    reopens_matching_the_model_after(23, |tx| {
         let jobs: Vec<Job> = {
             let table = tx.open_table(keys::JOBS).unwrap();
             redb::ReadableTable::iter(&table)
@@ -320,14 +322,8 @@ async fn derived_tables_of_an_earlier_version_are_rebuilt_when_the_database_open
         }
         let version = keys::encode(&(keys::DERIVED_TABLES_VERSION - 1));
         tx.open_table(keys::SM_META).unwrap().insert(keys::DERIVED_VERSION, version.as_slice()).unwrap();
-    }
-    tx.commit().unwrap();
-    drop(db);
-
-    let Store { mut state_machine, reader, .. } = open(dir.path());
-    assert_same_state(&mem, &reader);
-    apply_random_from(&mut state_machine, &mut mem, 24, 600, 800, |_, _| {}).await;
-    assert_same_state(&mem, &reader);
+    })
+    .await;
 }
 
 #[tokio::test]
