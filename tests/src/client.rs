@@ -100,6 +100,15 @@ impl Client {
         self.call(Method::GET, &self.ctx(&format!("/spark/{id}/status{q}")), None).await
     }
 
+    /// Waits until the job's status (default consistency) reports `state`.
+    pub async fn until_state(&self, id: &str, state: &str, timeout: Duration) -> anyhow::Result<()> {
+        crate::wait::until(&format!("{id} to be {state}"), timeout, || async {
+            let s = self.status(id, false).await.ok()?;
+            (s.body["applicationState"] == state).then_some(())
+        })
+        .await
+    }
+
     pub async fn delete(&self, id: &str) -> reqwest::Result<Answer> {
         self.call(Method::DELETE, &self.ctx(&format!("/spark/{id}")), None).await
     }

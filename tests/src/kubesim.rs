@@ -12,6 +12,10 @@ use crate::wait;
 
 /// Namespace the tests' clusters run Spark applications in.
 pub const NAMESPACE: &str = "spark-operator";
+/// The path of the SparkApplications in [`NAMESPACE`].
+fn applications_path() -> String {
+    format!("/apis/sparkoperator.k8s.io/v1beta2/namespaces/{NAMESPACE}/sparkapplications")
+}
 
 #[derive(Debug)]
 pub struct Kubesim {
@@ -95,8 +99,7 @@ impl Kubesim {
 
     /// Every SparkApplication in the test namespace.
     pub async fn applications(&self) -> anyhow::Result<Vec<Value>> {
-        let list =
-            self.get(&format!("/apis/sparkoperator.k8s.io/v1beta2/namespaces/{NAMESPACE}/sparkapplications")).await?;
+        let list = self.get(&applications_path()).await?;
         Ok(list["items"].as_array().cloned().unwrap_or_default())
     }
 
@@ -104,8 +107,7 @@ impl Kubesim {
     /// Deletes a SparkApplication on the cluster directly, as `kubectl delete` would.
     pub async fn delete_application(&self, name: &str) -> anyhow::Result<()> {
         self.ensure_plain()?;
-        let url =
-            format!("{}/apis/sparkoperator.k8s.io/v1beta2/namespaces/{NAMESPACE}/sparkapplications/{name}", self.url);
+        let url = format!("{}{}/{name}", self.url, applications_path());
         let resp = self.http.delete(url).bearer_auth(&self.token).send().await?;
         anyhow::ensure!(resp.status().is_success(), "DELETE {name}: {}", resp.status());
         Ok(())

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use bpg_tests::bins;
 use bpg_tests::gateway::GatewayCluster;
 use bpg_tests::kubesim::spark_pi;
-use bpg_tests::{bins, wait};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,11 +27,7 @@ async fn an_application_past_its_max_running_time_is_killed_and_others_are_not()
     assert!(long.ok(), "{long:?}");
     let long = long.body["submissionId"].as_str().unwrap().to_owned();
 
-    wait::until("the job past its limit to fail", Duration::from_secs(30), || async {
-        let s = user.status(&short, false).await.ok()?;
-        (s.body["applicationState"] == "FAILED").then_some(())
-    })
-    .await?;
+    user.until_state(&short, "FAILED", Duration::from_secs(30)).await?;
     let other = user.status(&long, false).await?;
     assert_eq!(other.body["applicationState"], "RUNNING", "{other:?}");
     assert!(g.nodes.log(leader).contains("killed an application running too long"), "the leader's log names no kill");
@@ -57,21 +53,13 @@ async fn an_application_deleted_on_its_cluster_while_running_is_not_policed_any_
     }
     let (gone, control) = (ids[0].clone(), ids[1].clone());
     for id in [&gone, &control] {
-        wait::until("the applications to run", Duration::from_secs(30), || async {
-            let s = user.status(id, false).await.ok()?;
-            (s.body["applicationState"] == "RUNNING").then_some(())
-        })
-        .await?;
+        user.until_state(id, "RUNNING", Duration::from_secs(30)).await?;
     }
     // Deleted with kubectl while it runs: its last state stays RUNNING, and there is nothing
     // left on the cluster to stop.
     g.sims[0].delete_application(&gone).await?;
 
-    wait::until("the application past its limit to fail", Duration::from_secs(30), || async {
-        let s = user.status(&control, false).await.ok()?;
-        (s.body["applicationState"] == "FAILED").then_some(())
-    })
-    .await?;
+    user.until_state(&control, "FAILED", Duration::from_secs(30)).await?;
     let status = user.status(&gone, false).await?;
     assert_eq!(status.body["applicationState"], "RUNNING", "{status:?}");
     let leader = g.nodes.leader().await?;

@@ -38,11 +38,7 @@ async fn ownership_idempotency_deletion_and_follower_reads() -> anyhow::Result<(
     assert_eq!(objects, 2);
 
     tracing::info!("--- each user sees their own jobs; admins see all");
-    wait::until("the job completes", Duration::from_secs(60), || async {
-        let s = user.status(&id, false).await.ok()?;
-        (s.body["applicationState"] == "COMPLETED").then_some(())
-    })
-    .await?;
+    user.until_state(&id, "COMPLETED", Duration::from_secs(60)).await?;
     assert_eq!(other.status(&id, false).await?.status, StatusCode::FORBIDDEN);
     assert!(admin.status(&id, false).await?.ok());
     let mine = user.call(Method::GET, &user.ctx("/spark/mySubmissions"), None).await?;
