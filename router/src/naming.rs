@@ -19,9 +19,15 @@ pub fn normalize_label_value(value: &str) -> String {
     chars.into_iter().collect()
 }
 
-/// `<cluster>-<32 lowercase hex>[-<suffix>]`.
-pub fn new_submission_id(cluster: &str, suffix: Option<&str>) -> String {
-    let hex = uuid::Uuid::new_v4().simple().to_string();
+/// `<cluster>-<32 lowercase hex>[-<suffix>]`. The hex is a version-7 UUID: `now_ms` (the
+/// leader's clock) in its first 48 bits, then 74 random bits. Ids submitted close together
+/// sort together, so the jobs one batch of applies touches (the new ones, and the recent ones
+/// whose status changes) share B-tree pages of the state's tables instead of taking a random
+/// page each.
+pub fn new_submission_id(cluster: &str, suffix: Option<&str>, now_ms: u64, rng: &mut impl rand::Rng) -> String {
+    let mut random = [0u8; 10];
+    rng.fill_bytes(&mut random);
+    let hex = uuid::Builder::from_unix_timestamp_millis(now_ms, &random).into_uuid().simple().to_string();
     match suffix {
         Some(s) => format!("{cluster}-{hex}-{s}"),
         None => format!("{cluster}-{hex}"),
@@ -67,12 +73,27 @@ mod tests {
 
     #[test]
     fn ids_carry_their_cluster() {
-        let id = new_submission_id("clustera", Some("nightly"));
+        let id = new_submission_id("clustera", Some("nightly"), 1_764_000_000_000, &mut rand::rng());
         assert!(id.starts_with("clustera-") && id.ends_with("-nightly") && id.len() == "clustera-".len() + 32 + 8);
         assert_eq!(cluster_of(&id), Ok("clustera"));
         assert!(cluster_of("nodash").is_err());
         assert!(cluster_of("-x").is_err());
         assert!(check_suffix("Bad_Suffix").is_err());
         assert!(check_suffix("ok-1").is_ok());
+    }
+
+    #[test]
+    fn ids_sort_by_submission_time_and_stay_unique_within_a_millisecond() {
+        let mut rng = rand::rng();
+        let ms = 1_764_000_000_000u64;
+        let earlier: Vec<String> = (0..1000).map(|_| new_submission_id("clustera", None, ms, &mut rng)).collect();
+        let later = new_submission_id("clustera", None, ms + 1, &mut rng);
+        assert!(earlier.iter().all(|id| *id < later), "an id of a later millisecond sorts after every earlier one");
+        let distinct: std::collections::HashSet<&String> = earlier.iter().collect();
+        assert_eq!(distinct.len(), earlier.len(), "ids of one millisecond differ");
+        let hex = &later["clustera-".len()..];
+        assert!(hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{hex}");
+        assert_eq!(&hex[12..13], "7", "a version-7 UUID");
+        assert_eq!(u64::from_str_radix(&hex[..12], 16).unwrap(), ms + 1, "the time is the leader's clock");
     }
 }

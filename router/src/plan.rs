@@ -112,7 +112,7 @@ pub fn plan(
     if let Some(s) = suffix {
         check_suffix(s)?;
     }
-    let id = new_submission_id(&cluster.id, suffix);
+    let id = new_submission_id(&cluster.id, suffix, who.now_ms, rng);
     let proxy_user = match who.dag_user {
         Some(dag) if !dag.is_empty() && policy.airflow_accounts.iter().any(|a| a == who.user) => dag,
         _ => who.user,
