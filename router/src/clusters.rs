@@ -159,17 +159,13 @@ impl Cluster {
         result
     }
 
-    /// Creates the SparkApplication `manifest` (named after its submission id). The answer,
-    /// the object as stored, is not parsed: only its status code matters.
-    pub async fn create(&self, manifest: &Value) -> CreateOutcome {
-        let Some(name) = manifest["metadata"]["name"].as_str() else {
-            return CreateOutcome::Rejected("the generated object has no metadata.name".into());
-        };
+    /// Creates the SparkApplication `manifest`, JSON text as planned and replicated, whose
+    /// `metadata.name` is `name` (the submission id). The text is sent as it is, not parsed and
+    /// written again. The answer, the object as stored, is not parsed either: only its status
+    /// code matters.
+    pub async fn create(&self, name: &str, manifest: &str) -> CreateOutcome {
         let url = self.statuses.resource_url();
-        let request = serde_json::to_vec(manifest).map_err(|e| e.to_string()).and_then(|body| {
-            kube::core::Request::new(url).create(&PostParams::default(), body).map_err(|e| e.to_string())
-        });
-        let request = match request {
+        let request = match kube::core::Request::new(url).create(&PostParams::default(), manifest.as_bytes().to_vec()) {
             Ok(r) => r,
             Err(e) => return CreateOutcome::Rejected(format!("the generated object cannot be sent: {e}")),
         };

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bpg_raft::RaftNode;
 use bpg_raft::model::{Command, Dispatch, DispatchOutcome, Job, Response};
-use serde_json::Value;
 
 use crate::clusters::{Clusters, CreateOutcome};
 use crate::metrics::{GatewayMetrics, SubmissionLabels};
@@ -83,17 +82,9 @@ impl Dispatcher {
                 )
                 .await;
         };
-        let manifest: Value = match serde_json::from_str(manifest) {
-            Ok(v) => v,
-            Err(e) => {
-                return self
-                    .record(job, DispatchOutcome::Rejected { reason: format!("stored manifest unreadable: {e}") })
-                    .await;
-            }
-        };
         let mut backoff = Duration::from_millis(100);
         loop {
-            match cluster.create(&manifest).await {
+            match cluster.create(&job.id, manifest).await {
                 CreateOutcome::Created | CreateOutcome::AlreadyOurs => {
                     return self.record(job, DispatchOutcome::Created).await;
                 }

@@ -64,16 +64,16 @@ fn app(name: &str, submission: Option<&str>) -> Value {
 async fn a_repeated_create_is_recognised_and_a_foreign_object_is_not_taken_over() {
     let (srv, cluster) = cluster().await;
 
-    assert_eq!(cluster.create(&app("c1-a", Some("c1-a"))).await, CreateOutcome::Created);
+    assert_eq!(cluster.create("c1-a", &app("c1-a", Some("c1-a")).to_string()).await, CreateOutcome::Created);
     let stored = cluster.get("c1-a").await.expect("get").expect("the object exists");
     assert_eq!(stored["spec"]["mainClass"], "org.apache.spark.examples.SparkPi", "the whole manifest was sent");
 
     // A retry of the same create (an answer lost, a new leader) finds its own object.
-    assert_eq!(cluster.create(&app("c1-a", Some("c1-a"))).await, CreateOutcome::AlreadyOurs);
+    assert_eq!(cluster.create("c1-a", &app("c1-a", Some("c1-a")).to_string()).await, CreateOutcome::AlreadyOurs);
 
     // An object of that name that bpg did not create is left alone.
-    assert_eq!(cluster.create(&app("c1-b", None)).await, CreateOutcome::Created);
-    match cluster.create(&app("c1-b", Some("c1-b"))).await {
+    assert_eq!(cluster.create("c1-b", &app("c1-b", None).to_string()).await, CreateOutcome::Created);
+    match cluster.create("c1-b", &app("c1-b", Some("c1-b")).to_string()).await {
         CreateOutcome::Rejected(why) => assert!(why.contains("did not create"), "{why}"),
         other => panic!("a foreign object's name: {other:?}"),
     }
@@ -88,15 +88,21 @@ async fn an_object_the_cluster_refuses_is_rejected_with_its_reason() {
     let (srv, cluster) = cluster().await;
     let mut invalid = app("c1-c", Some("c1-c"));
     invalid["spec"]["driver"]["cores"] = json!("one");
-    match cluster.create(&invalid).await {
+    match cluster.create("c1-c", &invalid.to_string()).await {
         CreateOutcome::Rejected(why) => assert!(why.contains("cores"), "the reason names the field: {why}"),
         other => panic!("an invalid object: {other:?}"),
     }
     let mut nameless = app("x", Some("x"));
     nameless["metadata"].as_object_mut().expect("metadata").remove("name");
-    match cluster.create(&nameless).await {
-        CreateOutcome::Rejected(why) => assert!(why.contains("metadata.name"), "{why}"),
+    match cluster.create("x", &nameless.to_string()).await {
+        CreateOutcome::Rejected(why) => assert!(why.contains("name or generateName is required"), "{why}"),
         other => panic!("an object without a name: {other:?}"),
+    }
+    // A stored manifest that is not JSON (a damaged record) is the cluster's 400: rejected,
+    // never retried for ever.
+    match cluster.create("c1-d", "{\"apiVersion\": ").await {
+        CreateOutcome::Rejected(why) => assert!(why.contains("error decoding JSON"), "{why}"),
+        other => panic!("a manifest that is not JSON: {other:?}"),
     }
     assert!(names(&srv).await.is_empty(), "nothing was created");
     srv.stop().await;
