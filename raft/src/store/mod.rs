@@ -17,6 +17,7 @@
 // feeding them return it too rather than convert at every call.
 #![allow(clippy::result_large_err)]
 
+mod cpu_share;
 mod keys;
 mod log_store;
 mod pacing;

@@ -7,6 +7,7 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use redb::{ReadableDatabase as _, ReadableTable as _};
 use serde::{Deserialize, Serialize};
 
+use super::cpu_share::{CpuShare, SNAPSHOT_BUILD_SHARE};
 use super::keys::{
     self, CURRENT_SNAPSHOT, DERIVED_TABLES_VERSION, DERIVED_VERSION, INSTALLING, JOBS, LAST_APPLIED, MEMBERSHIP,
     SM_META, SM_TABLES, SNAPSHOTTED, T_JOBS, T_SM_META, decode, derived_entries, encode,
@@ -52,6 +53,10 @@ struct Inner {
 /// The longest an applied batch stays unsynced while applies go on: what a crash can roll the
 /// state machine back by, and so what a restart applies again from the log.
 pub(crate) const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Records a snapshot build writes between looks at its CPU clock (a system call, under a
+/// microsecond): a record takes one to two microseconds, so a look every ~100 µs.
+const PACE_EVERY_RECORDS: u64 = 64;
 
 impl std::fmt::Debug for StateMachine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -273,6 +278,7 @@ impl StateMachine {
     pub(super) fn write_snapshot_file_blocking(
         &self,
         read: redb::ReadTransaction,
+        pace: &mut CpuShare,
     ) -> Result<(SnapshotMeta, PathBuf, u64), StorageError> {
         let inner = &self.inner;
         let (last_log_id, last_membership) = applied_state_in(&read)?;
@@ -282,11 +288,16 @@ impl StateMachine {
         };
         let partial_path = inner.snapshot_dir.join(format!("building-{snapshot_id}.part"));
         let mut writer = SnapshotWriter::create(&partial_path).map_err(snapshot_err)?;
+        let mut n = 0u64;
         for (i, table) in SM_TABLES[..SNAPSHOTTED].iter().enumerate() {
             let table = read.open_table(*table).map_err(snapshot_err)?;
             for item in table.iter().map_err(snapshot_err)? {
                 let (k, v) = item.map_err(snapshot_err)?;
                 writer.record(i as u8, k.value(), v.value()).map_err(snapshot_err)?;
+                n += 1;
+                if n.is_multiple_of(PACE_EVERY_RECORDS) {
+                    pace.pace();
+                }
             }
         }
         drop(read);
@@ -383,27 +394,18 @@ fn applied_state_in(read: &redb::ReadTransaction) -> Result<(Option<LogId>, Stor
     Ok((last_applied, membership))
 }
 
-/// The nice value of a snapshot build's thread.
-pub(super) const BACKGROUND_NICE: i32 = 10;
-
-/// Runs `f` on a thread of its own at nice [`BACKGROUND_NICE`]. A snapshot build reads and
-/// writes the whole state (a second at 300,000 records, more at a million) and every node
-/// starts one at about the same moment, as they reach the size rule together; at normal
-/// priority the builds took both cores for that long and stalled every request. At nice 10
-/// a build takes the CPU the requests leave. Nothing the build holds is waited for by them:
-/// its read transaction blocks no writer.
+/// Runs `f` on a thread of its own, held to [`SNAPSHOT_BUILD_SHARE`] of a core by the pace it
+/// is given (see [`super::cpu_share`] for why a share and not a lower priority). Nothing the
+/// build holds is waited for by requests: its read transaction blocks no writer.
 pub(super) async fn in_background<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+    f: impl FnOnce(&mut CpuShare) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
     let (done, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("snapshot-build".into())
         .spawn(move || {
-            // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value only.
-            if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), BACKGROUND_NICE) {
-                tracing::warn!(error = %e, "could not lower the snapshot build's priority");
-            }
-            let _ = done.send(f());
+            let mut pace = CpuShare::start(SNAPSHOT_BUILD_SHARE);
+            let _ = done.send(f(&mut pace));
         })
         .map_err(snapshot_err)?;
     result.await.map_err(|_| snapshot_err("the snapshot build's thread stopped without an answer"))?
@@ -421,14 +423,21 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let started = std::time::Instant::now();
         let read = self.begin_snapshot_read()?;
         let sm = self.clone();
-        let (meta, path, records) = in_background(move || sm.write_snapshot_file_blocking(read)).await?;
-        // Back at normal priority: the record is a write transaction, which applies wait for.
+        let (meta, path, records, cpu, paused) = in_background(move |pace| {
+            let (meta, path, records) = sm.write_snapshot_file_blocking(read, pace)?;
+            let (cpu, paused) = pace.totals();
+            Ok((meta, path, records, cpu, paused))
+        })
+        .await?;
+        // Unpaced: the record is a write transaction, which applies wait for.
         let (sm, current, current_path) = (self.clone(), meta.clone(), path.clone());
         blocking(move || sm.record_snapshot_blocking(&current, &current_path)).await?;
         tracing::info!(
             snapshot = %meta.snapshot_id,
             records,
             build_ms = started.elapsed().as_millis() as u64,
+            cpu_ms = cpu.as_millis() as u64,
+            paused_ms = paused.as_millis() as u64,
             "built snapshot"
         );
         let file = SnapshotFile::open(path).await.map_err(snapshot_err)?;

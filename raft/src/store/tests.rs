@@ -373,11 +373,31 @@ async fn an_import_cut_short_by_a_crash_is_redone_from_sled() {
 }
 
 #[tokio::test]
-async fn snapshot_builds_run_at_a_lower_cpu_priority_than_requests() {
-    let build = state_machine::in_background(|| {
-        Ok(rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("getpriority"))
-    });
-    assert_eq!(build.await.unwrap(), state_machine::BACKGROUND_NICE);
+async fn a_snapshot_build_uses_no_more_than_its_share_of_a_core() {
+    use super::cpu_share::{SNAPSHOT_BUILD_SHARE, WINDOW, thread_cpu_time};
+    use std::time::{Duration, Instant};
+    let work = Duration::from_millis(100);
+    let caller = std::thread::current().id();
+    let (thread, cpu, wall) = state_machine::in_background(move |pace| {
+        let started = Instant::now();
+        let cpu_at_start = thread_cpu_time();
+        let mut x = 0u64;
+        while thread_cpu_time() - cpu_at_start < work {
+            for i in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+            }
+            pace.pace();
+        }
+        Ok((std::thread::current().id(), thread_cpu_time() - cpu_at_start, started.elapsed()))
+    })
+    .await
+    .unwrap();
+    assert_ne!(thread, caller, "the build runs on a thread of its own");
+    // An upper bound whatever else the machine does: a loaded machine stretches the wall time,
+    // which only loosens it. The last window ends unpaced, and a unit of work may overrun a
+    // window. Unpaced, 100 ms of CPU would take about 100 ms and fail this.
+    let bound = wall.mul_f64(SNAPSHOT_BUILD_SHARE) + WINDOW * 2;
+    assert!(cpu <= bound, "used {cpu:?} of CPU in {wall:?}, more than {SNAPSHOT_BUILD_SHARE} of a core ({bound:?})");
 }
 
 #[tokio::test]
@@ -464,12 +484,11 @@ async fn a_snapshot_is_the_state_it_began_reading_whatever_applies_follow() {
     apply_random_from(&mut state_machine, &mut mem, 32, 400, 800, |_, _| {}).await;
     assert_ne!(mem, at_read, "the later applies changed the state");
     let sm = state_machine.clone();
-    let (meta, path, _) = tokio::task::spawn_blocking(move || {
-        let (meta, path, records) = sm.write_snapshot_file_blocking(read)?;
+    let (meta, path, _) = state_machine::in_background(move |pace| {
+        let (meta, path, records) = sm.write_snapshot_file_blocking(read, pace)?;
         sm.record_snapshot_blocking(&meta, &path).map(|()| (meta, path, records))
     })
     .await
-    .unwrap()
     .expect("write snapshot");
     assert_eq!(meta.last_log_id.map(|l| l.index), Some(400));
     assert_same_state(&mem, &reader);
