@@ -199,7 +199,7 @@ impl StateMachine {
     fn apply_blocking(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError> {
         let inner = &self.inner;
         let sync = self.unsynced_since().is_some_and(|since| since.elapsed() >= SYNC_EVERY);
-        let mut tx = inner.db.begin_write().map_err(sm_write_err)?;
+        let mut tx = super::begin_write(&inner.db).map_err(sm_write_err)?;
         if !sync {
             tx.set_durability(redb::Durability::None).map_err(sm_write_err)?;
         }
@@ -256,7 +256,7 @@ impl StateMachine {
                 return Ok(()); // an apply synced meanwhile
             }
             // An empty durable commit makes every commit before it durable.
-            let tx = sm.inner.db.begin_write().map_err(sm_write_err)?;
+            let tx = super::begin_write(&sm.inner.db).map_err(sm_write_err)?;
             commit(tx, "apply sync").map_err(sm_write_err)?;
             *sm.unsynced_since() = None;
             Ok(())
@@ -337,7 +337,7 @@ impl StateMachine {
         })
         .map_err(|e| snap_err(e.to_string()))?;
 
-        let tx = inner.db.begin_write().map_err(|e| self.db_err(e))?;
+        let tx = super::begin_write(&inner.db).map_err(|e| self.db_err(e))?;
         {
             let mut sm_meta = tx.open_table(SM_META).map_err(|e| self.db_err(e))?;
             let current = encode(&CurrentSnapshot { meta: meta.clone() });
