@@ -47,8 +47,8 @@ pub(crate) struct CpuShare {
     share: f64,
     window_wall: Instant,
     window_cpu: Duration,
-    /// Totals over the thread's work so far, for its log line.
-    cpu: Duration,
+    /// For the thread's log line: its CPU clock when the pace started, and the time paused.
+    cpu_at_start: Duration,
     paused: Duration,
 }
 
@@ -56,13 +56,8 @@ impl CpuShare {
     /// Starts pacing the calling thread at `share` of a core.
     pub(crate) fn start(share: f64) -> Self {
         assert!(share > 0.0 && share <= 1.0, "a CPU share is in (0, 1], not {share}");
-        CpuShare {
-            share,
-            window_wall: Instant::now(),
-            window_cpu: thread_cpu_time(),
-            cpu: Duration::ZERO,
-            paused: Duration::ZERO,
-        }
+        let cpu = thread_cpu_time();
+        CpuShare { share, window_wall: Instant::now(), window_cpu: cpu, cpu_at_start: cpu, paused: Duration::ZERO }
     }
 
     /// Sleeps if the current window's CPU time has reached [`WINDOW`] and is above the share of
@@ -76,15 +71,14 @@ impl CpuShare {
         if !pause.is_zero() {
             std::thread::sleep(pause);
         }
-        self.cpu += cpu;
         self.paused += pause;
         self.window_wall = Instant::now();
         self.window_cpu = thread_cpu_time();
     }
 
-    /// The CPU time paced so far (whole windows only) and the time spent paused.
+    /// The CPU time the thread has used since the pace started, and the time spent paused.
     pub(crate) fn totals(&self) -> (Duration, Duration) {
-        (self.cpu + thread_cpu_time().saturating_sub(self.window_cpu), self.paused)
+        (thread_cpu_time().saturating_sub(self.cpu_at_start), self.paused)
     }
 }
 
