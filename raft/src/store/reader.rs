@@ -6,7 +6,8 @@ use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _
 
 use super::StoreError;
 use super::keys::{
-    self, BY_SUBMITTED, CLUSTERS, IDEMPOTENCY, JOBS, JOBS_BY_OWNER, LIVE, PENDING, RUNNING, decode, pair_prefix,
+    self, BY_SUBMITTED, CLUSTERS, IDEMPOTENCY, JOBS, JOBS_BY_OWNER, JobReadError, LIVE, PENDING, RUNNING, decode,
+    join_job, pair_prefix,
 };
 use crate::model::{ClusterState, IdempotencyEntry, IdempotencyKey, Job};
 
@@ -81,12 +82,27 @@ impl StateReader {
 
     /// `tables`, open in one read transaction.
     fn read<const N: usize>(&self, tables: [keys::Table; N]) -> Result<[ReadTable; N], StoreError> {
+        Ok(self.read_in(tables)?.1)
+    }
+
+    /// `tables`, open in one read transaction, which is returned too (to open more lazily).
+    fn read_in<const N: usize>(
+        &self,
+        tables: [keys::Table; N],
+    ) -> Result<(redb::ReadTransaction, [ReadTable; N]), StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.db_err(e))?;
         let mut open = Vec::with_capacity(N);
         for table in tables {
             open.push(tx.open_table(table).map_err(|e| self.db_err(e))?);
         }
-        Ok(open.try_into().unwrap_or_else(|_| unreachable!("one table opened per name")))
+        Ok((tx, open.try_into().unwrap_or_else(|_| unreachable!("one table opened per name"))))
+    }
+
+    fn job_err(&self, e: JobReadError) -> StoreError {
+        match e {
+            JobReadError::Db(e) => self.db_err(e),
+            JobReadError::Decode(e) => corrupt("sm_jobs", e),
+        }
     }
 
     /// Runs `read` on a blocking thread, the only place the reads that cover many jobs
@@ -102,27 +118,31 @@ impl StateReader {
     }
 
     pub fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let [jobs] = self.read([JOBS])?;
-        self.job_in(&jobs, id)
+        let (tx, [jobs]) = self.read_in([JOBS])?;
+        self.job_in(&tx, &jobs, id)
     }
 
-    fn job_in(&self, jobs: &ReadTable, id: &str) -> Result<Option<Job>, StoreError> {
-        match jobs.get(id.as_bytes()).map_err(|e| self.db_err(e))? {
-            None => Ok(None),
-            Some(bytes) => decode(bytes.value()).map(Some).map_err(|e| corrupt("sm_jobs", e)),
-        }
+    /// The job `id` in `jobs`, open in `tx`; a pending job's manifest is read from `sm_pending`
+    /// ([`keys::stored_job`]), opened only then.
+    fn job_in(&self, tx: &redb::ReadTransaction, jobs: &ReadTable, id: &str) -> Result<Option<Job>, StoreError> {
+        let Some(record) = jobs.get(id.as_bytes()).map_err(|e| self.db_err(e))? else { return Ok(None) };
+        let job = join_job(record.value(), |id| {
+            let pending = tx.open_table(PENDING).map_err(redb::Error::from)?;
+            Ok(pending.get(id.as_bytes()).map_err(redb::Error::from)?.map(|value| value.value().to_vec()))
+        });
+        job.map(Some).map_err(|e| self.job_err(e))
     }
 
     /// Every job `user` owns or runs as (the proxy user), in submission-id order.
     pub(crate) fn jobs_of_owner(&self, user: &str) -> Result<Vec<Job>, StoreError> {
         let prefix = pair_prefix(user);
-        let [by_owner, jobs] = self.read([JOBS_BY_OWNER, JOBS])?;
+        let (tx, [by_owner, jobs]) = self.read_in([JOBS_BY_OWNER, JOBS])?;
         let mut out = Vec::new();
         for item in by_owner.range::<&[u8]>(prefix.as_slice()..).map_err(|e| self.db_err(e))? {
             let (key, _) = item.map_err(|e| self.db_err(e))?;
             let Some(id) = key.value().strip_prefix(prefix.as_slice()) else { break };
             let id = std::str::from_utf8(id).map_err(|e| corrupt("sm_jobs_by_owner", e))?;
-            if let Some(job) = self.job_in(&jobs, id)? {
+            if let Some(job) = self.job_in(&tx, &jobs, id)? {
                 out.push(job);
             }
         }
@@ -131,26 +151,32 @@ impl StateReader {
 
     /// Every job, in submission-id order, decoded lazily.
     pub(crate) fn jobs(&self) -> impl Iterator<Item = Result<Job, StoreError>> + Send + 'static {
-        let range = self.read([JOBS]).and_then(|[jobs]| jobs.range::<&[u8]>(..).map_err(|e| self.db_err(e)));
-        let (failed, range) = match range {
-            Ok(range) => (None, Some(range)),
-            Err(e) => (Some(Err(e)), None),
+        let range = self
+            .read([JOBS, PENDING])
+            .and_then(|[jobs, pending]| Ok((jobs.range::<&[u8]>(..).map_err(|e| self.db_err(e))?, pending)));
+        let (failed, range, pending) = match range {
+            Ok((range, pending)) => (None, Some(range), Some(pending)),
+            Err(e) => (Some(Err(e)), None, None),
         };
         let reader = self.clone();
         failed.into_iter().chain(range.into_iter().flatten().map(move |item| {
             let (_, value) = item.map_err(|e| reader.db_err(e))?;
-            decode(value.value()).map_err(|e| corrupt("sm_jobs", e))
+            let job = join_job(value.value(), |id| {
+                let Some(pending) = &pending else { return Ok(None) };
+                Ok(pending.get(id.as_bytes()).map_err(redb::Error::from)?.map(|value| value.value().to_vec()))
+            });
+            job.map_err(|e| reader.job_err(e))
         }))
     }
 
     /// See [`Scan::running_jobs`].
     pub(crate) fn running_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let [running, jobs] = self.read([RUNNING, JOBS])?;
+        let (tx, [running, jobs]) = self.read_in([RUNNING, JOBS])?;
         let mut out = Vec::new();
         for item in running.iter().map_err(|e| self.db_err(e))? {
             let (key, _) = item.map_err(|e| self.db_err(e))?;
             let id = std::str::from_utf8(key.value()).map_err(|e| corrupt("sm_running", e))?;
-            out.extend(self.job_in(&jobs, id)?);
+            out.extend(self.job_in(&tx, &jobs, id)?);
         }
         Ok(out)
     }
@@ -170,14 +196,14 @@ impl StateReader {
 
     /// See [`Scan::ended_before`].
     pub(crate) fn ended_before(&self, horizon_ms: u64, limit: usize) -> Result<Vec<Job>, StoreError> {
-        let [by_submitted, jobs] = self.read([BY_SUBMITTED, JOBS])?;
+        let (tx, [by_submitted, jobs]) = self.read_in([BY_SUBMITTED, JOBS])?;
         let end = horizon_ms.to_be_bytes();
         let mut out = Vec::new();
         for item in by_submitted.range::<&[u8]>(..end.as_slice()).map_err(|e| self.db_err(e))? {
             let (key, _) = item.map_err(|e| self.db_err(e))?;
             let id = key.value().get(8..).ok_or_else(|| corrupt("sm_jobs_by_submitted", "key shorter than 8 bytes"))?;
             let id = std::str::from_utf8(id).map_err(|e| corrupt("sm_jobs_by_submitted", e))?;
-            if let Some(job) = self.job_in(&jobs, id)?
+            if let Some(job) = self.job_in(&tx, &jobs, id)?
                 && job.ended_ms().is_some_and(|t| t < horizon_ms)
             {
                 out.push(job);
@@ -201,11 +227,11 @@ impl StateReader {
         let [pending, jobs] = self.read([PENDING, JOBS])?;
         let mut out = Vec::new();
         for item in pending.iter().map_err(|e| self.db_err(e))? {
-            let (key, _) = item.map_err(|e| self.db_err(e))?;
+            let (key, manifest) = item.map_err(|e| self.db_err(e))?;
             let id = std::str::from_utf8(key.value()).map_err(|e| corrupt("sm_pending", e))?;
-            if let Some(job) = self.job_in(&jobs, id)? {
-                out.push(job);
-            }
+            let Some(record) = jobs.get(id.as_bytes()).map_err(|e| self.db_err(e))? else { continue };
+            let job = join_job(record.value(), |_| Ok(Some(manifest.value().to_vec())));
+            out.push(job.map_err(|e| self.job_err(e))?);
         }
         Ok(out)
     }

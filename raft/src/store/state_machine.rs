@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::cpu_share::{CpuShare, SNAPSHOT_BUILD_SHARE};
 use super::keys::{
     self, CURRENT_SNAPSHOT, DERIVED_TABLES_VERSION, DERIVED_VERSION, INSTALLING, JOBS, LAST_APPLIED, MEMBERSHIP,
-    SM_META, SM_TABLES, SNAPSHOTTED, T_JOBS, T_SM_META, decode, derived_entries, encode,
+    SM_META, SM_TABLES, SNAPSHOTTED, T_JOBS, T_PENDING, T_SM_META, decode, derived_entries, encode,
 };
 use super::log_store::CommittedHint;
 use super::snapshot::{self, SnapshotFile, SnapshotWriter};
@@ -206,20 +206,20 @@ impl StateMachine {
         let responses = {
             let mut tables = open_tables(&tx).map_err(sm_write_err)?;
             let mut out = Vec::with_capacity(entries.len());
-            for entry in &entries {
-                match &entry.payload {
+            let last: Option<LogId> = entries.last().map(|e| e.log_id);
+            for entry in entries {
+                match entry.payload {
                     EntryPayload::Blank => out.push(Response::Done),
                     EntryPayload::Normal(cmd) => {
-                        out.push(model::apply(&mut TxState::new(&mut tables), cmd.clone()).map_err(sm_write_err)?)
+                        out.push(model::apply(&mut TxState::new(&mut tables), cmd).map_err(sm_write_err)?)
                     }
                     EntryPayload::Membership(m) => {
-                        let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                        let stored = StoredMembership::new(Some(entry.log_id), m);
                         tables[T_SM_META].insert(MEMBERSHIP, encode(&stored).as_slice()).map_err(sm_write_err)?;
                         out.push(Response::Done);
                     }
                 }
             }
-            let last: Option<LogId> = entries.last().map(|e| e.log_id);
             tables[T_SM_META].insert(LAST_APPLIED, encode(&last).as_slice()).map_err(sm_write_err)?;
             let committed = *inner.committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if committed.is_some() {
@@ -288,12 +288,31 @@ impl StateMachine {
         };
         let partial_path = inner.snapshot_dir.join(format!("building-{snapshot_id}.part"));
         let mut writer = SnapshotWriter::create(&partial_path).map_err(snapshot_err)?;
+        // Files carry whole job records and empty `sm_pending` values, the layout they had
+        // before manifests moved out of the records ([`keys::stored_job`]): the pending jobs
+        // are few, so their manifests are read first and put back as the jobs are written.
+        let mut manifests = std::collections::HashMap::new();
+        for item in read.open_table(keys::PENDING).map_err(snapshot_err)?.iter().map_err(snapshot_err)? {
+            let (k, v) = item.map_err(snapshot_err)?;
+            if !v.value().is_empty() {
+                manifests.insert(k.value().to_vec(), v.value().to_vec());
+            }
+        }
         let mut n = 0u64;
         for (i, table) in SM_TABLES[..SNAPSHOTTED].iter().enumerate() {
             let table = read.open_table(*table).map_err(snapshot_err)?;
             for item in table.iter().map_err(snapshot_err)? {
                 let (k, v) = item.map_err(snapshot_err)?;
-                writer.record(i as u8, k.value(), v.value()).map_err(snapshot_err)?;
+                let manifest = if i == T_JOBS { manifests.remove(k.value()) } else { None };
+                match (i, manifest) {
+                    (_, Some(manifest)) => {
+                        let job = keys::join_job(v.value(), |_| Ok(Some(manifest))).map_err(snapshot_err)?;
+                        writer.record(i as u8, k.value(), &encode(&job))
+                    }
+                    (T_PENDING, None) => writer.record(i as u8, k.value(), &[]),
+                    (_, None) => writer.record(i as u8, k.value(), v.value()),
+                }
+                .map_err(snapshot_err)?;
                 n += 1;
                 if n.is_multiple_of(PACE_EVERY_RECORDS) {
                     pace.pace();
@@ -349,15 +368,26 @@ impl StateMachine {
         let mut load = BulkLoad::replacing(&inner.db, &SM_TABLES[..T_SM_META]).map_err(|e| self.db_err(e))?;
         let mut db_failure = None;
         snapshot::read_records(path, |r| {
-            // The derived tables are not in the file: each job brings its entries.
-            let derived = match usize::from(r.tree) {
-                T_JOBS => derived_entries(&decode::<model::Job>(&r.value).map_err(std::io::Error::other)?).collect(),
-                _ => Vec::new(),
+            // The derived tables are not in the file: each job brings its entries, and its
+            // `sm_pending` entry with its manifest ([`keys::stored_job`]), so the file's own
+            // (empty) `sm_pending` entries are passed over.
+            let (record, entries) = match usize::from(r.tree) {
+                T_JOBS => {
+                    let job = decode::<model::Job>(&r.value).map_err(std::io::Error::other)?;
+                    let mut entries: Vec<_> =
+                        derived_entries(&job).map(|(table, key)| (table, key, Vec::new())).collect();
+                    if let Some(manifest) = keys::pending_manifest(&job) {
+                        entries.push((T_PENDING, r.key.clone(), manifest.as_bytes().to_vec()));
+                    }
+                    (Some(keys::stored_job(&job)), entries)
+                }
+                T_PENDING => return Ok(()),
+                _ => (None, Vec::new()),
             };
-            let written = derived
+            let written = entries
                 .into_iter()
-                .try_for_each(|(table, key)| load.insert(table, key, Vec::new()))
-                .and_then(|()| load.insert(usize::from(r.tree), r.key, r.value));
+                .try_for_each(|(table, key, value)| load.insert(table, key, value))
+                .and_then(|()| load.insert(usize::from(r.tree), r.key, record.unwrap_or(r.value)));
             written.map_err(|e| {
                 db_failure = Some(e);
                 std::io::Error::other("database write failed")

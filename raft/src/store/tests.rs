@@ -700,3 +700,123 @@ async fn a_crashed_database_opens_without_walking_the_whole_file() {
     let applied = state_machine.applied_state().await.unwrap().0.map_or(0, |l| l.index);
     assert!(applied >= synced, "the image holds the synced applies: applied {applied}, synced {synced}");
 }
+
+#[tokio::test]
+async fn records_of_the_layout_before_manifests_moved_out_are_read_whole() {
+    // Before: every pending job's manifest inline in its record, its `sm_pending` value empty.
+    reopens_matching_the_model_after(27, |tx| {
+        let mut jobs = tx.open_table(keys::JOBS).unwrap();
+        let mut pending = tx.open_table(keys::PENDING).unwrap();
+        let ids: Vec<Vec<u8>> =
+            redb::ReadableTable::iter(&pending).unwrap().map(|r| r.unwrap().0.value().to_vec()).collect();
+        assert!(!ids.is_empty(), "the seed leaves pending jobs");
+        for id in ids {
+            let record = redb::ReadableTable::get(&jobs, id.as_slice()).unwrap().expect("its record").value().to_vec();
+            let manifest =
+                redb::ReadableTable::get(&pending, id.as_slice()).unwrap().expect("manifest").value().to_vec();
+            let job = keys::join_job(&record, |_| Ok(Some(manifest))).unwrap();
+            assert!(matches!(&job.dispatch, crate::model::Dispatch::Pending { manifest } if !manifest.is_empty()));
+            jobs.insert(id.as_slice(), keys::encode(&job).as_slice()).unwrap();
+            pending.insert(id.as_slice(), [].as_slice()).unwrap();
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn snapshot_files_carry_whole_records_so_older_nodes_can_install_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let Store { state_machine: mut sm, .. } = open(dir.path());
+    let mut mem = MemState::default();
+    apply_random(&mut sm, &mut mem, 27, 600).await;
+    let pending: Vec<&Job> = mem
+        .jobs
+        .values()
+        .filter(|j| matches!(j.dispatch, crate::model::Dispatch::Pending { .. }) && j.deleted_at_ms.is_none())
+        .collect();
+    assert!(!pending.is_empty(), "the seed leaves pending jobs");
+    let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.expect("build");
+    let path = dir.path().join("snapshots").join(format!("{}.snap", snapshot.meta.snapshot_id));
+    let (mut jobs, mut pending_values) = (BTreeMap::new(), Vec::new());
+    snapshot::read_records(&path, |r| {
+        match usize::from(r.tree) {
+            keys::T_JOBS => drop(jobs.insert(r.key, keys::decode::<Job>(&r.value).unwrap())),
+            keys::T_PENDING => pending_values.push(r.value),
+            _ => {}
+        }
+        Ok(())
+    })
+    .unwrap();
+    // Each job record whole, manifest and all, as a node of the layout before reads it.
+    let want: BTreeMap<Vec<u8>, Job> = mem.jobs.iter().map(|(id, j)| (id.as_bytes().to_vec(), j.clone())).collect();
+    assert_eq!(jobs, want, "the file's job records");
+    assert_eq!(pending_values.len(), pending.len());
+    assert!(pending_values.iter().all(Vec::is_empty), "sm_pending values in the file are empty, as before");
+}
+
+#[tokio::test]
+async fn dispatched_jobs_fill_their_pages_though_each_came_with_a_large_manifest() {
+    // As on a leader: time-ordered ids, each job submitted with a manifest of a few KiB and
+    // dispatched an apply later, when its record loses the manifest.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let Store { mut state_machine, .. } = open(dir.path());
+        let manifest = format!("{{\"spec\":{{\"sparkConf\":\"{}\"}}}}", "x".repeat(3000));
+        let id = |n: u64| format!("a-{n:08}");
+        let mut index = 0;
+        for batch in 0..200u64 {
+            let mut cmds: Vec<Command> = (0..10)
+                .map(|i| {
+                    let mut job = sample_job(&id(batch * 10 + i), "alice", batch);
+                    job.dispatch = crate::model::Dispatch::Pending { manifest: manifest.clone() };
+                    Command::Submit { job: Box::new(job), idempotency_key: None }
+                })
+                .collect();
+            if batch > 0 {
+                cmds.extend((0..10).map(|i| Command::RecordDispatch {
+                    id: id((batch - 1) * 10 + i),
+                    outcome: DispatchOutcome::Created,
+                }));
+            }
+            index += 1;
+            state_machine.apply(vec![entry(index, Command::Batch(cmds))]).await.expect("apply");
+        }
+    }
+    let db = db_of(dir.path());
+    let read = db.begin_read().unwrap();
+    let stats = redb::ReadableTableMetadata::stats(&read.open_table(keys::JOBS).unwrap()).unwrap();
+    let leaves = stats.leaf_pages() * db.begin_write().unwrap().stats().unwrap().page_size() as u64;
+    eprintln!("sm_jobs: {leaves} bytes of leaves for {} bytes of records", stats.stored_bytes());
+    assert!(
+        leaves <= 2 * stats.stored_bytes(),
+        "sm_jobs holds {leaves} bytes of leaf pages for {} bytes of records",
+        stats.stored_bytes()
+    );
+}
+
+#[tokio::test]
+async fn a_pending_job_of_the_layout_before_keeps_its_manifest_when_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = sample_job("a-1", "alice", 1);
+    {
+        let Store { mut state_machine, .. } = open(dir.path());
+        let submit = Command::Submit { job: Box::new(job.clone()), idempotency_key: None };
+        state_machine.apply(vec![entry(1, submit)]).await.expect("apply");
+    }
+    {
+        // The record as the layout before stored it: the manifest inline, no `sm_pending` value.
+        let db = db_of(dir.path());
+        let tx = db.begin_write().unwrap();
+        tx.open_table(keys::JOBS).unwrap().insert(b"a-1".as_slice(), keys::encode(&job).as_slice()).unwrap();
+        tx.open_table(keys::PENDING).unwrap().insert(b"a-1".as_slice(), [].as_slice()).unwrap();
+        tx.commit().unwrap();
+    }
+    let Store { mut state_machine, reader, .. } = open(dir.path());
+    // A vanished mark leaves the job pending, and its record is rewritten in this layout.
+    let observed = Observed { resource_version: 3, vanished: true, ..Observed::default() };
+    let status = Command::RecordStatus { updates: vec![StatusUpdate { id: "a-1".into(), observed: observed.clone() }] };
+    state_machine.apply(vec![entry(2, status)]).await.expect("apply");
+    let want = Job { observed: Some(observed), ..job };
+    assert_eq!(reader.job("a-1").unwrap().as_ref(), Some(&want));
+    assert_eq!(reader.pending_dispatch().unwrap(), vec![want]);
+}

@@ -4,9 +4,10 @@
 use redb::ReadableTable as _;
 
 use super::keys::{
-    SM_TABLES, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, derived_keys, encode, pair_key,
+    SM_TABLES, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, derived_keys, encode, join_job,
+    pair_key, pending_manifest, stored_job,
 };
-use crate::model::{ClusterState, Dispatch, IdempotencyEntry, Job, StateAccess};
+use crate::model::{ClusterState, IdempotencyEntry, Job, StateAccess};
 
 /// A failed read or write inside an apply, or a record that does not decode.
 pub(crate) type TxError = String;
@@ -63,20 +64,37 @@ impl StateAccess for TxState<'_, '_> {
     type Error = TxError;
 
     fn job(&self, id: &str) -> Result<Option<Job>, TxError> {
-        self.get(T_JOBS, id.as_bytes())
+        let Some(record) = self.tables[T_JOBS].get(id.as_bytes()).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let pending = &self.tables[T_PENDING];
+        let job = join_job(record.value(), |id| {
+            Ok(pending.get(id.as_bytes()).map_err(redb::Error::from)?.map(|value| value.value().to_vec()))
+        });
+        job.map(Some).map_err(|e| e.to_string())
     }
 
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
+        let record = stored_job(job);
         let is_new =
-            self.tables[T_JOBS].insert(job.id.as_bytes(), encode(job).as_slice()).map_err(|e| e.to_string())?.is_none();
+            self.tables[T_JOBS].insert(job.id.as_bytes(), record.as_slice()).map_err(|e| e.to_string())?.is_none();
         // What never changes after submission (the owner, the user the job runs as) is
         // indexed once, when the job is new.
         if is_new {
             self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
             self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
         }
-        let pending = matches!(job.dispatch, Dispatch::Pending { .. }) && job.deleted_at_ms.is_none();
-        self.index(T_PENDING, job.id.as_bytes(), pending)?;
+        match pending_manifest(job) {
+            // Written when the job becomes pending, and again only for a record of the layout
+            // before (an empty value beside an inline manifest).
+            Some(manifest) => {
+                let current = self.tables[T_PENDING].get(job.id.as_bytes()).map_err(|e| e.to_string())?;
+                if current.is_none_or(|value| value.value() != manifest.as_bytes()) {
+                    self.insert(T_PENDING, job.id.as_bytes(), manifest.as_bytes())?;
+                }
+            }
+            None => self.index(T_PENDING, job.id.as_bytes(), false)?,
+        }
         for (table, key, present) in derived_keys(job) {
             // A new job has no entries yet (a removal takes them all), so nothing to look up.
             match (is_new, present) {
