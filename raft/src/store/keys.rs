@@ -154,6 +154,14 @@ pub(crate) enum JobReadError {
     Decode(#[from] bincode::Error),
 }
 
+/// The [`PENDING`] value of job `id` in `pending`, for [`join_job`].
+pub(crate) fn pending_value(
+    pending: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    id: &str,
+) -> Result<Option<Vec<u8>>, JobReadError> {
+    Ok(pending.get(id.as_bytes()).map_err(redb::Error::from)?.map(|value| value.value().to_vec()))
+}
+
 /// Decodes a [`JOBS`] record, taking a pending job's manifest from its [`PENDING`] value,
 /// which `pending_value` reads. A manifest found inline (records written before that layout,
 /// deleted pending jobs) is the job's own, and no lookup is made.

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _
 use super::StoreError;
 use super::keys::{
     self, BY_SUBMITTED, CLUSTERS, IDEMPOTENCY, JOBS, JOBS_BY_OWNER, JobReadError, LIVE, PENDING, RUNNING, decode,
-    join_job, pair_prefix,
+    join_job, pair_prefix, pending_value,
 };
 use crate::model::{ClusterState, IdempotencyEntry, IdempotencyKey, Job};
 
@@ -126,10 +126,7 @@ impl StateReader {
     /// ([`keys::stored_job`]), opened only then.
     fn job_in(&self, tx: &redb::ReadTransaction, jobs: &ReadTable, id: &str) -> Result<Option<Job>, StoreError> {
         let Some(record) = jobs.get(id.as_bytes()).map_err(|e| self.db_err(e))? else { return Ok(None) };
-        let job = join_job(record.value(), |id| {
-            let pending = tx.open_table(PENDING).map_err(redb::Error::from)?;
-            Ok(pending.get(id.as_bytes()).map_err(redb::Error::from)?.map(|value| value.value().to_vec()))
-        });
+        let job = join_job(record.value(), |id| pending_value(&tx.open_table(PENDING).map_err(redb::Error::from)?, id));
         job.map(Some).map_err(|e| self.job_err(e))
     }
 
@@ -163,7 +160,7 @@ impl StateReader {
             let (_, value) = item.map_err(|e| reader.db_err(e))?;
             let job = join_job(value.value(), |id| {
                 let Some(pending) = &pending else { return Ok(None) };
-                Ok(pending.get(id.as_bytes()).map_err(redb::Error::from)?.map(|value| value.value().to_vec()))
+                pending_value(pending, id)
             });
             job.map_err(|e| reader.job_err(e))
         }))

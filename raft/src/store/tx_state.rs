@@ -5,7 +5,7 @@ use redb::ReadableTable as _;
 
 use super::keys::{
     SM_TABLES, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, derived_keys, encode, join_job,
-    pair_key, pending_manifest, stored_job,
+    pair_key, pending_manifest, pending_value, stored_job,
 };
 use crate::model::{ClusterState, IdempotencyEntry, Job, StateAccess};
 
@@ -68,9 +68,7 @@ impl StateAccess for TxState<'_, '_> {
             return Ok(None);
         };
         let pending = &self.tables[T_PENDING];
-        let job = join_job(record.value(), |id| {
-            Ok(pending.get(id.as_bytes()).map_err(redb::Error::from)?.map(|value| value.value().to_vec()))
-        });
+        let job = join_job(record.value(), |id| pending_value(pending, id));
         job.map(Some).map_err(|e| e.to_string())
     }
 
