@@ -46,7 +46,8 @@ pub struct RunArgs {
     /// Seed of the fault schedule (default: random, printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Where results go (default: jepsen/results/<time>).
+    /// Where results go (default: jepsen/results/<time>); an earlier run's results there are
+    /// replaced.
     #[arg(long)]
     results_dir: Option<PathBuf>,
     /// Directory holding the `bpg` and `kubesim` binaries (default: this binary's directory).
@@ -104,6 +105,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
+    // A directory used before holds that run's nodes, whose data would start this cluster
+    // with another cluster's membership and addresses.
+    let stale = dir.join("nodes");
+    if stale.exists() {
+        std::fs::remove_dir_all(&stale).with_context(|| format!("removing the earlier run's {}", stale.display()))?;
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let plan = schedule(&args, &mut rng);
