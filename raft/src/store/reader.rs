@@ -148,21 +148,20 @@ impl StateReader {
 
     /// Every job, in submission-id order, decoded lazily.
     pub(crate) fn jobs(&self) -> impl Iterator<Item = Result<Job, StoreError>> + Send + 'static {
-        let range = self
+        let opened = self
             .read([JOBS, PENDING])
             .and_then(|[jobs, pending]| Ok((jobs.range::<&[u8]>(..).map_err(|e| self.db_err(e))?, pending)));
-        let (failed, range, pending) = match range {
-            Ok((range, pending)) => (None, Some(range), Some(pending)),
-            Err(e) => (Some(Err(e)), None, None),
+        let (failed, scan) = match opened {
+            Ok(scan) => (None, Some(scan)),
+            Err(e) => (Some(Err(e)), None),
         };
         let reader = self.clone();
-        failed.into_iter().chain(range.into_iter().flatten().map(move |item| {
-            let (_, value) = item.map_err(|e| reader.db_err(e))?;
-            let job = join_job(value.value(), |id| {
-                let Some(pending) = &pending else { return Ok(None) };
-                pending_value(pending, id)
-            });
-            job.map_err(|e| reader.job_err(e))
+        failed.into_iter().chain(scan.into_iter().flat_map(move |(range, pending)| {
+            let reader = reader.clone();
+            range.map(move |item| {
+                let (_, value) = item.map_err(|e| reader.db_err(e))?;
+                join_job(value.value(), |id| pending_value(&pending, id)).map_err(|e| reader.job_err(e))
+            })
         }))
     }
 

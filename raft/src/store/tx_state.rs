@@ -83,11 +83,15 @@ impl StateAccess for TxState<'_, '_> {
             self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
         }
         match pending_manifest(job) {
-            // Written when the job becomes pending, and again only for a record of the layout
-            // before (an empty value beside an inline manifest).
+            // Written when the job becomes pending (a new job has no entry), and again only for
+            // a record of the layout before (an empty value beside an inline manifest).
             Some(manifest) => {
-                let current = self.tables[T_PENDING].get(job.id.as_bytes()).map_err(|e| e.to_string())?;
-                if current.is_none_or(|value| value.value() != manifest.as_bytes()) {
+                let stale = is_new
+                    || self.tables[T_PENDING]
+                        .get(job.id.as_bytes())
+                        .map_err(|e| e.to_string())?
+                        .is_none_or(|value| value.value() != manifest.as_bytes());
+                if stale {
                     self.insert(T_PENDING, job.id.as_bytes(), manifest.as_bytes())?;
                 }
             }
