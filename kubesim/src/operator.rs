@@ -130,7 +130,7 @@ impl Run {
         let uid = self.uid.clone();
         self.sim
             .store()
-            .update::<()>(&self.key, |cur| {
+            .update_status::<()>(&self.key, |cur| {
                 if cur["metadata"]["uid"] != uid.as_str() {
                     return Err(());
                 }
@@ -378,9 +378,9 @@ impl Run {
                 "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image,
                     "state": {"waiting": {"reason": "ContainerCreating"}}}]},
         });
-        if self.sim.store().create(Resource::Pod, self.ns(), pod_obj).is_ok() {
+        if let Ok(created) = self.sim.store().create(Resource::Pod, self.ns(), pod_obj) {
             self.sim.pod_made(self.ns(), self.name(), pod);
-            let r = self.pod_ref(pod);
+            let r = pod_ref(self.ns(), pod, created["metadata"]["uid"].clone());
             self.event(
                 r.clone(),
                 "Normal",
@@ -399,7 +399,7 @@ impl Run {
 
     fn set_pod_phase(&self, pod: &str, phase: &str, exit_code: Option<i32>) {
         let key = self.pod_key(pod);
-        let _ = self.sim.store().update::<()>(&key, |cur| {
+        let _ = self.sim.store().update_status::<()>(&key, |cur| {
             let mut next = cur.clone();
             let status = &mut next["status"];
             status["phase"] = json!(phase);
@@ -432,17 +432,18 @@ impl Run {
 
     fn pod_ref(&self, pod: &str) -> Value {
         let uid = self.sim.store().get(&self.pod_key(pod)).map(|p| p["metadata"]["uid"].clone()).unwrap_or(Value::Null);
-        json!({"kind": "Pod", "namespace": self.ns(), "name": pod, "uid": uid, "apiVersion": "v1"})
+        pod_ref(self.ns(), pod, uid)
     }
 
     fn event(&self, involved: Value, kind: &str, reason: &str, message: &str) {
         let target = involved["name"].as_str().unwrap_or("x").to_owned();
         let source = if involved["kind"] == "Pod" { "kubelet" } else { "spark-operator" };
+        let at = now();
         let event = json!({
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": format!("{target}.{:016x}", self.sim.with_rng(|r| r.random::<u64>()))},
             "involvedObject": involved, "reason": reason, "message": message, "type": kind,
-            "firstTimestamp": now(), "lastTimestamp": now(), "count": 1,
+            "firstTimestamp": &at, "lastTimestamp": &at, "count": 1,
             "source": {"component": source, "host": NODE}, "reportingComponent": source,
         });
         if let Ok(created) = self.sim.store().create(Resource::Event, self.ns(), event) {
@@ -450,6 +451,11 @@ impl Run {
             self.sim.event_recorded((Resource::Event, self.ns().to_owned(), name));
         }
     }
+}
+
+/// An Event's `involvedObject` for a pod.
+fn pod_ref(namespace: &str, pod: &str, uid: Value) -> Value {
+    json!({"kind": "Pod", "namespace": namespace, "name": pod, "uid": uid, "apiVersion": "v1"})
 }
 
 /// Deletes the pods (and their logs) of application `name`, as garbage collection does.

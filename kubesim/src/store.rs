@@ -3,8 +3,11 @@
 //! Each change bumps the revision, is kept in a bounded history (so a watch can resume from a
 //! recent resourceVersion; older ones get 410 Expired) and is broadcast to live watchers. All
 //! of it happens under one short lock, so events reach every watcher in revision order.
+//!
+//! Objects are kept in a hash map: every write looks its object up, while lists (sorted by
+//! namespace and name, as an API server returns them) are rare, and sort what they return.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -79,8 +82,18 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Inner {
     rv: u64,
-    objects: BTreeMap<Key, Arc<Value>>,
+    objects: HashMap<Key, Arc<Value>, foldhash::fast::RandomState>,
     history: VecDeque<Change>,
+}
+
+impl Inner {
+    /// The objects of `resource` (in `namespace`, or all), sorted by namespace and name.
+    fn sorted(&self, resource: Resource, namespace: Option<&str>) -> Vec<(&Key, &Arc<Value>)> {
+        let mut items: Vec<_> =
+            self.objects.iter().filter(|((r, ns, _), _)| *r == resource && namespace.is_none_or(|n| n == ns)).collect();
+        items.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        items
+    }
 }
 
 fn now_rfc3339() -> String {
@@ -112,13 +125,7 @@ impl Store {
     /// the revision the listing reflects.
     pub fn list(&self, resource: Resource, namespace: Option<&str>) -> (u64, Vec<Arc<Value>>) {
         let inner = self.lock();
-        let items = inner
-            .objects
-            .range((resource, String::new(), String::new())..)
-            .take_while(|((r, _, _), _)| *r == resource)
-            .filter(|((_, ns, _), _)| namespace.is_none_or(|n| n == ns))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let items = inner.sorted(resource, namespace).into_iter().map(|(_, v)| v.clone()).collect();
         (inner.rv, items)
     }
 
@@ -134,8 +141,8 @@ impl Store {
         }
         let mut objects: BTreeMap<(String, String), Arc<Value>> = inner
             .objects
-            .range((resource, String::new(), String::new())..)
-            .take_while(|((r, _, _), _)| *r == resource)
+            .iter()
+            .filter(|((r, _, _), _)| *r == resource)
             .map(|((_, ns, name), v)| ((ns.clone(), name.clone()), v.clone()))
             .collect();
         for change in inner.history.iter().rev().take_while(|c| c.rv > rv).filter(|c| c.resource == resource) {
@@ -192,6 +199,25 @@ impl Store {
         key: &Key,
         change: impl FnOnce(&Value) -> Result<Option<Value>, E>,
     ) -> Result<Arc<Value>, WriteError<E>> {
+        self.write(key, change, true)
+    }
+
+    /// [`Store::update`] for a writer that changes only `status`, as the status subresource
+    /// does: `generation` stays, and the specs are not compared.
+    pub fn update_status<E>(
+        &self,
+        key: &Key,
+        change: impl FnOnce(&Value) -> Result<Option<Value>, E>,
+    ) -> Result<Arc<Value>, WriteError<E>> {
+        self.write(key, change, false)
+    }
+
+    fn write<E>(
+        &self,
+        key: &Key,
+        change: impl FnOnce(&Value) -> Result<Option<Value>, E>,
+        spec_may_change: bool,
+    ) -> Result<Arc<Value>, WriteError<E>> {
         let mut inner = self.lock();
         let current = inner.objects.get(key).cloned().ok_or(WriteError::NotFound)?;
         let Some(mut next) = change(&current).map_err(WriteError::Rejected)? else {
@@ -200,7 +226,7 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
-        let spec_changed = next["spec"] != current["spec"];
+        let spec_changed = spec_may_change && next["spec"] != current["spec"];
         let meta = &mut next["metadata"];
         for field in ["uid", "creationTimestamp", "namespace", "name"] {
             meta[field] = current["metadata"][field].clone();
@@ -208,7 +234,7 @@ impl Store {
         meta["resourceVersion"] = Value::from(rv.to_string());
         meta["generation"] = Value::from(if spec_changed { generation + 1 } else { generation });
         let next = Arc::new(next);
-        inner.objects.insert(key.clone(), next.clone());
+        *inner.objects.get_mut(key).expect("looked up above, under the same lock") = next.clone();
         let change =
             Change { rv, resource: key.0, kind: ChangeKind::Modified, object: next.clone(), previous: Some(current) };
         self.record(&mut inner, change);
@@ -263,12 +289,7 @@ impl Store {
         namespace: Option<&str>,
     ) -> (u64, Vec<Arc<Value>>, broadcast::Receiver<Change>) {
         let inner = self.lock();
-        let items = inner
-            .objects
-            .iter()
-            .filter(|((r, ns, _), _)| *r == resource && namespace.is_none_or(|n| n == ns))
-            .map(|(_, v)| v.clone())
-            .collect();
+        let items = inner.sorted(resource, namespace).into_iter().map(|(_, v)| v.clone()).collect();
         (inner.rv, items, self.tx.subscribe())
     }
 }
@@ -308,6 +329,31 @@ mod tests {
         assert_eq!(c["metadata"]["generation"], 2);
         assert_eq!(s.delete(&key), Some(4), "a deletion is a revision of its own");
         assert!(s.get(&key).is_none());
+    }
+
+    #[test]
+    fn lists_come_sorted_by_namespace_and_name_whatever_the_order_of_creation() {
+        let s = Store::new(100, 100);
+        for (ns, name) in [("b", "x"), ("a", "z"), ("a", "y"), ("b", "a")] {
+            s.create(Resource::SparkApplication, ns, app(name)).unwrap();
+        }
+        s.create(Resource::Pod, "a", app("p")).unwrap();
+        let listed = |items: Vec<Arc<Value>>| -> Vec<String> {
+            items
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{}/{}",
+                        o["metadata"]["namespace"].as_str().unwrap(),
+                        o["metadata"]["name"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(listed(s.list(Resource::SparkApplication, None).1), ["a/y", "a/z", "b/a", "b/x"]);
+        assert_eq!(listed(s.list(Resource::SparkApplication, Some("b")).1), ["b/a", "b/x"]);
+        assert_eq!(listed(s.watch_now(Resource::SparkApplication, Some("a")).1), ["a/y", "a/z"]);
+        assert_eq!(s.count(Resource::Pod), 1);
     }
 
     #[test]
