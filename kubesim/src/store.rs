@@ -88,11 +88,11 @@ struct Inner {
 
 impl Inner {
     /// The objects of `resource` (in `namespace`, or all), sorted by namespace and name.
-    fn sorted(&self, resource: Resource, namespace: Option<&str>) -> Vec<(&Key, &Arc<Value>)> {
+    fn sorted(&self, resource: Resource, namespace: Option<&str>) -> Vec<Arc<Value>> {
         let mut items: Vec<_> =
             self.objects.iter().filter(|((r, ns, _), _)| *r == resource && namespace.is_none_or(|n| n == ns)).collect();
         items.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        items
+        items.into_iter().map(|(_, v)| v.clone()).collect()
     }
 }
 
@@ -125,7 +125,7 @@ impl Store {
     /// the revision the listing reflects.
     pub fn list(&self, resource: Resource, namespace: Option<&str>) -> (u64, Vec<Arc<Value>>) {
         let inner = self.lock();
-        let items = inner.sorted(resource, namespace).into_iter().map(|(_, v)| v.clone()).collect();
+        let items = inner.sorted(resource, namespace);
         (inner.rv, items)
     }
 
@@ -289,7 +289,7 @@ impl Store {
         namespace: Option<&str>,
     ) -> (u64, Vec<Arc<Value>>, broadcast::Receiver<Change>) {
         let inner = self.lock();
-        let items = inner.sorted(resource, namespace).into_iter().map(|(_, v)| v.clone()).collect();
+        let items = inner.sorted(resource, namespace);
         (inner.rv, items, self.tx.subscribe())
     }
 }
