@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::storage::RaftLogStorage as _;
 use openraft::{ServerState, SnapshotPolicy};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -13,8 +14,8 @@ use tokio::sync::watch;
 use crate::batch::Proposer;
 use crate::model::{Command, Response};
 use crate::network::NetworkFactory;
-use crate::store::{SYNC_EVERY, SnapshotPacing, StateMachine, StateReader, Store};
-use crate::typ::{NodeId, NodeInfo, Raft};
+use crate::store::{LogStore, SYNC_EVERY, SnapshotPacing, StateMachine, StateReader, Store};
+use crate::typ::{NodeId, NodeInfo, Raft, Vote};
 
 /// Timing and compaction settings of one node.
 ///
@@ -224,6 +225,27 @@ fn pace_snapshots(raft: Raft, pacing: Arc<SnapshotPacing>, every_logs: u64) {
     });
 }
 
+/// Turns a vote that made this node leader into a plain vote for itself in the same term, so
+/// that it starts as a follower and wins a new term, with a first entry of its own, before it
+/// serves anything.
+///
+/// openraft 0.9 resumes such a node as leader of its old term at once, knowing as committed
+/// only what it had applied. Applies are synced about once a second (the log is the durable
+/// record), so after a crash that can be short of writes it acknowledged; and a linearizable
+/// read waits for no more than that and the term's first entry, long committed: it would
+/// answer from the state before those writes. A new term's first entry commits only after
+/// everything before it. The vote keeps its term and candidate, so this node still votes for
+/// no one else in that term.
+async fn step_down_from_restored_leadership(id: NodeId, log: &mut LogStore) -> Result<(), StartError> {
+    let vote = log.read_vote().await.map_err(|e| StartError::Raft(e.to_string()))?;
+    if let Some(vote) = vote.filter(|v| v.is_committed() && v.leader_id().voted_for() == Some(id)) {
+        let term = vote.leader_id().term;
+        log.save_vote(&Vote::new(term, id)).await.map_err(|e| StartError::Raft(e.to_string()))?;
+        tracing::info!(term, "was leader before this start; standing for a new term instead of resuming it");
+    }
+    Ok(())
+}
+
 fn leader_of(raft: &Raft) -> Option<LeaderInfo> {
     let metrics = raft.metrics().borrow().clone();
     let id = metrics.current_leader?;
@@ -257,7 +279,8 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| StartError::Settings(e.to_string()))?;
-        let Store { log, state_machine, reader, pacing } = store;
+        let Store { mut log, state_machine, reader, pacing } = store;
+        step_down_from_restored_leadership(id, &mut log).await?;
         let raft = Raft::new(id, Arc::new(config), network, log, state_machine.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
