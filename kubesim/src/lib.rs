@@ -8,6 +8,7 @@
 //! It shares no code with the gateway and speaks HTTP only. Start reading at [`http`] (the
 //! routes), then `operator` (the simulation) and `store` (objects, revisions, watches).
 
+mod clock;
 mod config;
 mod crd;
 mod faults;
@@ -176,6 +177,12 @@ struct Cli {
     /// Log as JSON.
     #[arg(long)]
     json_logs: bool,
+    /// Threads serving requests and running the operator. With one (the default) every task
+    /// runs on the main thread: the JSON trees kubesim copies and drops for each change are
+    /// then allocated and freed by the same thread: in the gateway's benchmark kubesim took
+    /// 10-25 % less CPU per submission than with two threads freeing each other's trees.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: u16,
 }
 
 fn tls_from(cli: &Cli) -> Result<Option<Tls>, String> {
@@ -252,7 +259,15 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     let settings = Settings { token: token.clone(), operator, seed: cli.seed, ..Settings::default() };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let mut runtime = match cli.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.into());
+            b
+        }
+    };
+    let runtime = runtime.enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async move {
         let listener = TcpListener::bind(cli.listen).await?;
         let addr = listener.local_addr()?;

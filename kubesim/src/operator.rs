@@ -19,7 +19,7 @@ const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
 const EXECUTOR_CONTAINER: &str = "spark-kubernetes-executor";
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    crate::clock::rfc3339_now()
 }
 
 /// Starts simulating a freshly created application.

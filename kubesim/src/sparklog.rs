@@ -6,12 +6,8 @@ use rand::rngs::StdRng;
 
 const SPARK_PI: &str = "org.apache.spark.examples.SparkPi";
 
-fn stamp() -> String {
-    chrono::Utc::now().format("%y/%m/%d %H:%M:%S").to_string()
-}
-
 fn line(level: &str, class: &str, msg: &str) -> String {
-    format!("{} {level} {class}: {msg}", stamp())
+    format!("{} {level} {class}: {msg}", crate::clock::log4j_now())
 }
 
 /// What the logs need to know about the application.

@@ -96,10 +96,6 @@ impl Inner {
     }
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 impl Store {
     /// `history_capacity` changes are kept for resuming watches; live watchers that fall
     /// more than `channel_capacity` changes behind are cut off (and re-list, as with a real
@@ -180,7 +176,7 @@ impl Store {
         meta["namespace"] = Value::from(namespace);
         meta["uid"] = Value::from(uuid::Uuid::new_v4().to_string());
         meta["resourceVersion"] = Value::from(rv.to_string());
-        meta["creationTimestamp"] = Value::from(now_rfc3339());
+        meta["creationTimestamp"] = Value::from(crate::clock::rfc3339_now());
         meta["generation"] = Value::from(1);
         let object = Arc::new(object);
         inner.objects.insert(key, object.clone());

@@ -12,7 +12,10 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ownership_idempotency_deletion_and_follower_reads() -> anyhow::Result<()> {
-    let g = GatewayCluster::start(bins!(), &[50, 50], false, FAST).await?;
+    // The clusters run kubesim's multi-threaded runtime here; every other test runs its
+    // default, one thread.
+    let kubesim = [FAST, &["--threads", "2"]].concat();
+    let g = GatewayCluster::start(bins!(), &[50, 50], false, &kubesim).await?;
     let leader = g.nodes.leader().await?;
     let follower = g.nodes.followers(leader)[0];
     let (user, other, admin) = (g.user(follower), g.other(follower), g.admin(follower));

@@ -434,8 +434,7 @@ pub(crate) fn delete(sim: Sim, res: Resource, ns: String, name: String, q: Write
     let dry = q.dry_run.as_deref() == Some("All")
         || options["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"));
     let mut shown = current.as_ref().clone();
-    shown["metadata"]["deletionTimestamp"] =
-        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    shown["metadata"]["deletionTimestamp"] = json!(crate::clock::rfc3339_now());
     if dry {
         return Json(shown).into_response();
     }
