@@ -9,6 +9,7 @@ use std::time::Duration;
 use rand::RngExt;
 use serde_json::{Value, json};
 
+use crate::clock::rfc3339_now as now;
 use crate::resource::{Resource, SPARK_GROUP, SPARK_VERSION};
 use crate::sim::Sim;
 use crate::sparklog::{self, AppInfo};
@@ -17,10 +18,6 @@ use crate::store::Key;
 const NODE: &str = "kubesim-node-1";
 const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
 const EXECUTOR_CONTAINER: &str = "spark-kubernetes-executor";
-
-fn now() -> String {
-    crate::clock::rfc3339_now()
-}
 
 /// Starts simulating a freshly created application.
 pub(crate) fn start(sim: &Sim, app: &Value) {
