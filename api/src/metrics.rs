@@ -41,6 +41,7 @@ pub struct ApiMetrics {
     pub raft_applied_index: Gauge,
     pub raft_last_log_index: Gauge,
     pub jobs: Gauge,
+    pub runtime_worker_threads: Gauge,
 }
 
 impl ApiMetrics {
@@ -54,6 +55,7 @@ impl ApiMetrics {
             raft_applied_index: Gauge::default(),
             raft_last_log_index: Gauge::default(),
             jobs: Gauge::default(),
+            runtime_worker_threads: Gauge::default(),
         };
         registry.register("bpg_http_requests", "HTTP requests by method, route and status", m.requests.clone());
         registry.register(
@@ -71,6 +73,11 @@ impl ApiMetrics {
         );
         registry.register("bpg_raft_last_log_index", "Last log index appended here", m.raft_last_log_index.clone());
         registry.register("bpg_jobs", "Jobs in this node's replica", m.jobs.clone());
+        registry.register(
+            "bpg_runtime_worker_threads",
+            "Threads of the node's async runtime (node.workerThreads)",
+            m.runtime_worker_threads.clone(),
+        );
         m
     }
 }
@@ -101,6 +108,7 @@ pub(crate) async fn scrape(State(app): State<AppState>) -> Response {
     m.raft_applied_index.set(s.last_applied_index.unwrap_or(0) as i64);
     m.raft_last_log_index.set(s.last_log_index.unwrap_or(0) as i64);
     m.jobs.set(s.jobs as i64);
+    m.runtime_worker_threads.set(tokio::runtime::Handle::current().metrics().num_workers() as i64);
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &app.registry) {
         return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}"))

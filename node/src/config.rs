@@ -29,6 +29,9 @@ pub enum ConfigError {
     Invalid { file: PathBuf, field: String, problem: String },
 }
 
+/// More runtime threads than any machine a node runs on has cores.
+const MAX_WORKER_THREADS: usize = 1024;
+
 /// The file as written. Keys are BPG's (camelCase) where BPG has them.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -194,6 +197,10 @@ pub struct NodeSection {
     /// Addresses other nodes use to reach this one, when it is not in `raft.peers` (a node
     /// joining an existing cluster). `{id}` is replaced by the node id.
     pub advertise: Option<PeerAddrs>,
+    /// Threads that run the node's requests and Raft. Default: one per core the process may
+    /// use. Where several nodes share a machine's cores (`bpg dev`, the benchmark), one each
+    /// spends less CPU per submission: fewer threads to wake and hand work between.
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -353,6 +360,8 @@ pub struct SparkClusterSection {
 pub struct Valid {
     pub node_id: NodeId,
     pub data_dir: PathBuf,
+    /// `node.workerThreads`; `None`: one per core.
+    pub worker_threads: Option<usize>,
     pub me: NodeInfo,
     pub listen_api: SocketAddr,
     pub listen_raft: SocketAddr,
@@ -391,6 +400,12 @@ impl FileConfig {
                 return Err(invalid("node.id", "missing: set it, pass --node-id, or set idFromHostname".into()));
             }
         };
+
+        if let Some(n) = self.node.worker_threads
+            && !(1..=MAX_WORKER_THREADS).contains(&n)
+        {
+            return Err(invalid("node.workerThreads", format!("must be 1 to {MAX_WORKER_THREADS}, got {n}")));
+        }
 
         // Peers.
         if self.raft.peers.is_empty() {
@@ -609,6 +624,7 @@ impl FileConfig {
         Ok(Valid {
             node_id,
             data_dir,
+            worker_threads: self.node.worker_threads,
             me: NodeInfo { raft_addr: own.raft_addr, api_addr: own.api_addr },
             listen_api,
             listen_raft,

@@ -113,7 +113,7 @@ pub fn main() -> ExitCode {
                 Ok(v) => v,
                 Err(e) => return config_error(e),
             };
-            runtime(serve::run(valid))
+            runtime_with(valid.worker_threads, serve::run(valid))
         }
         Command::CheckConfig { config, node_id } => {
             match config::FileConfig::load(&config).and_then(|c| c.validate(&config, node_id)) {
@@ -173,7 +173,16 @@ fn config_error(e: config::ConfigError) -> ExitCode {
 }
 
 fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    runtime_with(None, fut)
+}
+
+/// Runs `fut` on a runtime of `threads` workers (`None`: one per core).
+fn runtime_with(threads: Option<usize>, fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bpg: cannot start the async runtime: {e}");

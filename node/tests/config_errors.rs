@@ -54,6 +54,15 @@ fn unknown_fields_are_refused_with_their_line() {
 }
 
 #[test]
+fn a_runtime_without_threads_is_refused() {
+    let threads = |n: &str| {
+        GOOD.replace("dataDir: '/tmp/unused-{id}'", &format!("dataDir: '/tmp/unused-{{id}}', workerThreads: {n}"))
+    };
+    assert_refused(&threads("0"), "node.workerThreads", "must be 1 to 1024, got 0");
+    assert_eq!(check(&threads("1")).0, 0, "one thread is a valid runtime");
+}
+
+#[test]
 fn wrong_types_are_refused() {
     assert_refused(&GOOD.replace("weight: 50", "weight: fifty"), "weight: fifty", "invalid");
 }

@@ -32,6 +32,8 @@ pub struct ClusterOptions {
     pub app_ttl_seconds: Option<u32>,
     /// `raft.storeCacheBytes` (the database's page cache); `None` leaves the product default.
     pub store_cache_bytes: Option<u64>,
+    /// `node.workerThreads`; `None` leaves the product default (one per core).
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for ClusterOptions {
@@ -48,6 +50,7 @@ impl Default for ClusterOptions {
             extra_yaml: String::new(),
             app_ttl_seconds: None,
             store_cache_bytes: None,
+            worker_threads: None,
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct TestCluster {
     bin: PathBuf,
     /// Everything of a node's config but its `node:` section.
     shared_config: String,
+    /// Lines every `node:` section ends with.
+    node_extra: String,
 }
 
 /// A loopback port nobody listens on right now, for a process started later to bind.
@@ -176,15 +181,17 @@ impl TestCluster {
             keep = opts.logs_kept_after_snapshot,
             extra = opts.extra_yaml,
         );
+        let node_extra = opts.worker_threads.map(|n| format!("  workerThreads: {n}\n")).unwrap_or_default();
         for n in &nodes {
             let node = format!(
-                "node:\n  id: {}\n  dataDir: '{}'\n",
+                "node:\n  id: {}\n  dataDir: '{}'\n{node_extra}",
                 n.id,
                 dir.path().join(format!("data-{}", n.id)).display()
             );
             std::fs::write(&n.config, format!("{node}{shared_config}"))?;
         }
-        let mut cluster = TestCluster { dir: Some(dir), nodes, secret, bin: bin.as_ref().to_path_buf(), shared_config };
+        let mut cluster =
+            TestCluster { dir: Some(dir), nodes, secret, bin: bin.as_ref().to_path_buf(), shared_config, node_extra };
         for id in 0..opts.nodes as u64 {
             cluster.start_node(id)?;
         }
@@ -207,11 +214,12 @@ impl TestCluster {
             child: None,
         };
         let section = format!(
-            "node:\n  id: {id}\n  dataDir: '{}'\n  advertise: {{raftAddr: '{}', apiAddr: '{}', adminAddr: '{}'}}\n",
+            "node:\n  id: {id}\n  dataDir: '{}'\n  advertise: {{raftAddr: '{}', apiAddr: '{}', adminAddr: '{}'}}\n{}",
             dir.join(format!("data-{id}")).display(),
             node.raft,
             node.api,
-            node.admin
+            node.admin,
+            self.node_extra
         );
         std::fs::write(&node.config, format!("{section}{}", self.shared_config))?;
         self.nodes.push(node);

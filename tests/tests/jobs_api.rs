@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bpg_tests::cluster::ClusterOptions;
 use bpg_tests::gateway::GatewayCluster;
 use bpg_tests::kubesim::{FAST, spark_pi};
 use bpg_tests::{bins, wait};
@@ -12,10 +13,11 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ownership_idempotency_deletion_and_follower_reads() -> anyhow::Result<()> {
-    // The clusters run kubesim's multi-threaded runtime here; every other test runs its
-    // default, one thread.
+    // The clusters run kubesim's multi-threaded runtime here, and the nodes three runtime
+    // threads each; every other test runs their defaults.
     let kubesim = [FAST, &["--threads", "2"]].concat();
-    let g = GatewayCluster::start(bins!(), &[50, 50], false, &kubesim).await?;
+    let opts = ClusterOptions { worker_threads: Some(3), ..ClusterOptions::default() };
+    let g = GatewayCluster::start_with(bins!(), &[50, 50], false, &kubesim, opts).await?;
     let leader = g.nodes.leader().await?;
     let follower = g.nodes.followers(leader)[0];
     let (user, other, admin) = (g.user(follower), g.other(follower), g.admin(follower));
@@ -112,6 +114,7 @@ async fn ownership_idempotency_deletion_and_follower_reads() -> anyhow::Result<(
         "bpg_submit_duration_seconds_bucket",
         "bpg_kube_request_duration_seconds_bucket",
         "bpg_http_requests_total",
+        "bpg_runtime_worker_threads 3",
     ] {
         assert!(metrics.contains(series), "{series} missing");
     }

@@ -79,6 +79,10 @@ pub struct BenchArgs {
     /// The database's page cache per node, MiB (default: the product default).
     #[arg(long)]
     pub store_cache_mib: Option<u64>,
+    /// Runtime threads per node (`node.workerThreads`); 0 leaves the product default, one per
+    /// core. Three nodes share this machine's cores, as `bpg dev` runs them, with one each.
+    #[arg(long, default_value_t = 1)]
+    pub worker_threads: usize,
     /// Do not draw the PNG plots (they need python3 with matplotlib, installed into a venv
     /// under `target/` on first use).
     #[arg(long)]
@@ -88,6 +92,8 @@ pub struct BenchArgs {
 #[derive(Debug, Default, Serialize)]
 pub struct Results {
     pub started: String,
+    /// Runtime threads per node; `None`: one per core.
+    pub worker_threads: Option<usize>,
     /// Seconds each load step ran before it was measured.
     pub warmup_secs: u64,
     pub machine: Machine,
@@ -187,6 +193,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let mut results = Results {
         started: chrono::Utc::now().to_rfc3339(),
         warmup_secs: args.warmup_secs,
+        worker_threads: (args.worker_threads > 0).then_some(args.worker_threads),
         machine: machine(),
         ..Default::default()
     };
@@ -202,6 +209,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         election_max_ms: None,
         app_ttl_seconds: (args.app_ttl_seconds > 0).then_some(args.app_ttl_seconds),
         store_cache_bytes: args.store_cache_mib.map(|m| m << 20),
+        worker_threads: (args.worker_threads > 0).then_some(args.worker_threads),
         ..ClusterOptions::default()
     };
     let mut g = GatewayCluster::start_with(

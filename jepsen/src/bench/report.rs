@@ -24,8 +24,16 @@ pub(super) fn markdown(r: &Results) -> String {
     let _ = writeln!(md, "# bpg benchmark\n");
     let _ = writeln!(
         md,
-        "Run {} on {} cores ({}), commit `{}`. Every figure comes from this one run.\n",
-        r.started, r.machine.cores, r.machine.kernel, r.machine.commit
+        "Run {} on {} cores ({}), commit `{}`, {} per node. Every figure comes from this one run.\n",
+        r.started,
+        r.machine.cores,
+        r.machine.kernel,
+        r.machine.commit,
+        match r.worker_threads {
+            Some(1) => "one runtime thread".to_owned(),
+            Some(n) => format!("{n} runtime threads"),
+            None => "a runtime thread per core".to_owned(),
+        }
     );
     let _ = writeln!(md, "| measure | value | target |\n|---|---|---|");
     let row = |md: &mut String, what: &str, value: String, target: String| {

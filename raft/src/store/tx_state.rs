@@ -1,6 +1,8 @@
 //! [`StateAccess`] over the state-machine tables of one write transaction, keeping the
 //! secondary indexes in step.
 
+use std::cell::Cell;
+
 use redb::ReadableTable as _;
 
 use super::keys::{
@@ -23,11 +25,33 @@ pub(crate) fn open_tables(tx: &redb::WriteTransaction) -> Result<Vec<TxTable<'_>
 /// The state-machine tables of one write transaction, in `keys::SM_TABLES` order.
 pub(crate) struct TxState<'a, 'tx> {
     tables: &'a mut [TxTable<'tx>],
+    /// The index entries of the job record read or written last, by id (`None`: no record),
+    /// so that writing it back changes only the entries that differ instead of looking each
+    /// one up: an apply reads a job, changes it and writes it, and a status update, the most
+    /// common write, moves one entry at most.
+    known: Cell<Option<(String, Option<Indexed>)>>,
+}
+
+/// The entries a job record has outside `sm_jobs` that can change with it.
+struct Indexed {
+    derived: [(usize, Vec<u8>, bool); 3],
+    pending: bool,
+}
+
+impl Indexed {
+    fn of(job: &Job) -> Indexed {
+        Indexed { derived: derived_keys(job), pending: pending_manifest(job).is_some() }
+    }
+
+    /// A job with no record: in no table.
+    fn absent() -> Indexed {
+        Indexed { derived: [(0, Vec::new(), false), (0, Vec::new(), false), (0, Vec::new(), false)], pending: false }
+    }
 }
 
 impl<'a, 'tx> TxState<'a, 'tx> {
     pub(crate) fn new(tables: &'a mut [TxTable<'tx>]) -> Self {
-        TxState { tables }
+        TxState { tables, known: Cell::new(None) }
     }
 
     fn insert(&mut self, table: usize, key: &[u8], value: &[u8]) -> Result<(), TxError> {
@@ -64,15 +88,19 @@ impl StateAccess for TxState<'_, '_> {
     type Error = TxError;
 
     fn job(&self, id: &str) -> Result<Option<Job>, TxError> {
-        let Some(record) = self.tables[T_JOBS].get(id.as_bytes()).map_err(|e| e.to_string())? else {
-            return Ok(None);
+        let job = match self.tables[T_JOBS].get(id.as_bytes()).map_err(|e| e.to_string())? {
+            None => None,
+            Some(record) => {
+                let pending = &self.tables[T_PENDING];
+                Some(join_job(record.value(), |id| pending_value(pending, id)).map_err(|e| e.to_string())?)
+            }
         };
-        let pending = &self.tables[T_PENDING];
-        let job = join_job(record.value(), |id| pending_value(pending, id));
-        job.map(Some).map_err(|e| e.to_string())
+        self.known.set(Some((id.to_owned(), job.as_ref().map(Indexed::of))));
+        Ok(job)
     }
 
     fn put_job(&mut self, job: &Job) -> Result<(), TxError> {
+        let known = self.known.take().filter(|(id, _)| *id == job.id).map(|(_, indexed)| indexed);
         let record = stored_job(job);
         let is_new =
             self.tables[T_JOBS].insert(job.id.as_bytes(), record.as_slice()).map_err(|e| e.to_string())?.is_none();
@@ -82,11 +110,19 @@ impl StateAccess for TxState<'_, '_> {
             self.insert(T_BY_OWNER, &pair_key(&job.owner, &job.id), &[])?;
             self.insert(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id), &[])?;
         }
+        // The entries the record had: none for a new job (a removal takes them all), those of
+        // the job read last when it is this one, otherwise unknown.
+        let before = match (is_new, known) {
+            (true, _) => Some(Indexed::absent()),
+            (false, Some(Some(indexed))) => Some(indexed),
+            (false, _) => None,
+        };
+        let after = Indexed::of(job);
         match pending_manifest(job) {
-            // Written when the job becomes pending (a new job has no entry), and again only for
-            // a record of the layout before (an empty value beside an inline manifest).
+            // Written when the job becomes pending, and again only for a record of the layout
+            // before (an empty value beside an inline manifest).
             Some(manifest) => {
-                let stale = is_new
+                let stale = before.as_ref().is_some_and(|b| !b.pending)
                     || self.tables[T_PENDING]
                         .get(job.id.as_bytes())
                         .map_err(|e| e.to_string())?
@@ -95,20 +131,32 @@ impl StateAccess for TxState<'_, '_> {
                     self.insert(T_PENDING, job.id.as_bytes(), manifest.as_bytes())?;
                 }
             }
-            None => self.index(T_PENDING, job.id.as_bytes(), false)?,
+            None if before.as_ref().is_some_and(|b| !b.pending) => {}
+            None => self.remove(T_PENDING, job.id.as_bytes())?,
         }
-        for (table, key, present) in derived_keys(job) {
-            // A new job has no entries yet (a removal takes them all), so nothing to look up.
-            match (is_new, present) {
-                (true, true) => self.insert(table, &key, &[])?,
-                (true, false) => {}
-                (false, _) => self.index(table, &key, present)?,
+        match &before {
+            Some(had) => {
+                for ((table, key, present), (_, old_key, was)) in after.derived.iter().zip(&had.derived) {
+                    if *was && (!present || key != old_key) {
+                        self.remove(*table, old_key)?;
+                    }
+                    if *present && (!was || key != old_key) {
+                        self.insert(*table, key, &[])?;
+                    }
+                }
+            }
+            None => {
+                for (table, key, present) in &after.derived {
+                    self.index(*table, key, *present)?;
+                }
             }
         }
+        self.known.set(Some((job.id.clone(), Some(after))));
         Ok(())
     }
 
     fn remove_job(&mut self, job: &Job) -> Result<(), TxError> {
+        self.known.set(None);
         self.remove(T_JOBS, job.id.as_bytes())?;
         self.remove(T_BY_OWNER, &pair_key(&job.owner, &job.id))?;
         self.remove(T_BY_OWNER, &pair_key(&job.proxy_user, &job.id))?;
