@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bpg_raft::RaftNode;
-use bpg_raft::model::{Command, Job, Observed, StatusUpdate, TERMINAL_STATES};
+use bpg_raft::model::{Command, Job, Observed, Response, StatusUpdate, TERMINAL_STATES};
 use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -26,7 +26,7 @@ const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// Watches `cluster` until the task is dropped (when this node stops leading).
 pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: GatewayMetrics) {
     let (tx, rx) = mpsc::channel::<StatusUpdate>(4096);
-    let proposer = tokio::spawn(propose(raft.clone(), cluster.id().to_owned(), rx, metrics));
+    let proposer = tokio::spawn(propose(raft.clone(), cluster.clone(), rx, metrics));
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let mut stream = watcher::watcher(cluster.statuses().clone(), config).default_backoff().boxed();
     let mut seen_in_list: HashSet<String> = HashSet::new();
@@ -73,16 +73,6 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
             Event::Delete(o) => (o, true),
         };
         let Some((name, observed)) = observe(&object, vanished) else { continue };
-        // A job deleted through bpg whose object survived (the cluster was unreachable then).
-        if !vanished
-            && let Ok(Some(job)) = raft.state().job(&name)
-            && job.deleted_at_ms.is_some()
-        {
-            if let Err(e) = cluster.delete(&name).await {
-                tracing::warn!(job = %name, error = %e, "deleting the object of a deleted job failed");
-            }
-            continue;
-        }
         if tx.send(StatusUpdate { id: name, observed }).await.is_err() {
             break;
         }
@@ -110,8 +100,11 @@ fn expects_object(job: &Job, cluster: &str) -> bool {
     job.cluster == cluster && job.expects_object()
 }
 
-/// Batches updates into `RecordStatus` commands.
-async fn propose(raft: RaftNode, cluster: String, mut rx: mpsc::Receiver<StatusUpdate>, metrics: GatewayMetrics) {
+/// Batches updates into `RecordStatus` commands. What their apply reports is acted on here:
+/// applications that reached a terminal state are counted, and the objects of deleted jobs
+/// that were seen alive (the cluster was unreachable when the job was deleted) are deleted
+/// again.
+async fn propose(raft: RaftNode, cluster: Arc<Cluster>, mut rx: mpsc::Receiver<StatusUpdate>, metrics: GatewayMetrics) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WAIT;
@@ -121,30 +114,35 @@ async fn propose(raft: RaftNode, cluster: String, mut rx: mpsc::Receiver<StatusU
                 _ => break,
             }
         }
-        // Count applications reaching a terminal state (as seen before this batch applies).
-        for u in &batch {
-            let state = u.observed.state.as_deref().unwrap_or("");
-            if TERMINAL_STATES.contains(&state)
-                && let Ok(Some(job)) = raft.state().job(&u.id)
-                && !job.is_terminal()
-            {
-                metrics
-                    .finished
-                    .get_or_create(&FinishLabels { cluster: cluster.clone(), state: state.to_owned() })
-                    .inc();
-            }
-        }
         let mut backoff = Duration::from_millis(50);
-        loop {
+        let response = loop {
             match raft.write(Command::RecordStatus { updates: batch.clone() }).await {
-                Ok(_) => break,
+                Ok(response) => break response,
                 Err(bpg_raft::WriteError::NotLeader { .. }) => return,
                 Err(e) => {
-                    tracing::warn!(%cluster, error = %e, "recording statuses failed; retrying");
+                    tracing::warn!(cluster = %cluster.id(), error = %e, "recording statuses failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
+        };
+        let Response::StatusRecorded { finished, deleted, .. } = response else {
+            tracing::error!(cluster = %cluster.id(), ?response, "unexpected answer to recording statuses");
+            continue;
+        };
+        for (_, state) in finished {
+            metrics.finished.get_or_create(&FinishLabels { cluster: cluster.id().to_owned(), state }).inc();
+        }
+        if !deleted.is_empty() {
+            // Off the batching loop: a cluster slow to answer does not hold up statuses.
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                for id in deleted {
+                    if let Err(e) = cluster.delete(&id).await {
+                        tracing::warn!(job = %id, error = %e, "deleting the object of a deleted job failed");
+                    }
+                }
+            });
         }
     }
 }

@@ -103,7 +103,6 @@ impl Kubesim {
         Ok(list["items"].as_array().cloned().unwrap_or_default())
     }
 
-    /// Sets the faults (`{"unavailable": true}`, `{"errorRate": 0.5}`, ...); `{}` clears them.
     /// Deletes a SparkApplication on the cluster directly, as `kubectl delete` would.
     pub async fn delete_application(&self, name: &str) -> anyhow::Result<()> {
         self.ensure_plain()?;
@@ -113,6 +112,7 @@ impl Kubesim {
         Ok(())
     }
 
+    /// Sets the faults (`{"unavailable": true}`, `{"errorRate": 0.5}`, ...); `{}` clears them.
     pub async fn set_faults(&self, faults: Value) -> anyhow::Result<()> {
         self.ensure_plain()?;
         let resp =

@@ -1,7 +1,8 @@
 //! The leader's chores on a live cluster: an application running past its
 //! `bpg.maxRunningMillis` is killed (its driver pod deleted, so the operator fails it), one
-//! within its limit is left alone, and one whose object was deleted on the cluster is not
-//! "killed" again and again.
+//! within its limit is left alone, one whose object was deleted on the cluster is not
+//! "killed" again and again, and the object of a job deleted while its cluster refused
+//! requests is removed once the leader's watcher sees it again.
 
 use std::time::Duration;
 
@@ -68,5 +69,37 @@ async fn an_application_deleted_on_its_cluster_while_running_is_not_policed_any_
     // A pass may find it again before its failure is recorded; the pod is gone by then.
     assert!(kills(&control) >= 1, "the application past its limit is killed");
     assert_eq!(kills(&gone), 0, "the deleted application is not killed: nothing is left to kill");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_of_a_job_deleted_while_its_cluster_was_down_is_removed_later() -> anyhow::Result<()> {
+    // Applications run 200 simulated seconds: 20 s here.
+    let kubesim = ["--time-scale", "0.1", "--run-ms-min", "200000", "--run-ms-max", "200000"];
+    let g = GatewayCluster::start(bins!(), &[100], false, &kubesim).await?;
+    let leader = g.nodes.leader().await?;
+    let user = g.user(g.nodes.followers(leader)[0]);
+    let answer = user.submit(&spark_pi(), None).await?;
+    assert!(answer.ok(), "{answer:?}");
+    let id = answer.body["submissionId"].as_str().unwrap().to_owned();
+    user.until_state(&id, "RUNNING", Duration::from_secs(30)).await?;
+
+    // The cluster answers every request 503: the job is deleted, its object is not.
+    g.sims[0].set_faults(json!({"unavailable": true})).await?;
+    let deleted = user.delete(&id).await?;
+    assert_eq!(deleted.body, json!({"submissionId": id}), "the deletion is recorded although the cluster is down");
+    g.sims[0].set_faults(json!({})).await?;
+    let names = |apps: Vec<serde_json::Value>| -> Vec<String> {
+        apps.iter().filter_map(|a| a["metadata"]["name"].as_str().map(str::to_owned)).collect()
+    };
+    assert!(names(g.sims[0].applications().await?).contains(&id), "the cluster still holds the object");
+
+    // Its next change (the application finishing) reaches the watcher, which deletes it.
+    bpg_tests::wait::until("the object to be deleted", Duration::from_secs(60), || async {
+        let apps = g.sims[0].applications().await.ok()?;
+        (!names(apps).contains(&id)).then_some(())
+    })
+    .await?;
+    assert_eq!(user.status(&id, true).await?.status, reqwest::StatusCode::NOT_FOUND, "the job stays deleted");
     Ok(())
 }

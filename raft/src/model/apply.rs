@@ -26,16 +26,27 @@ pub fn apply<S: StateAccess>(state: &mut S, cmd: Command) -> Result<Response, S:
         Command::RecordDispatch { id, outcome } => record_dispatch(state, id, outcome)?,
         Command::RecordStatus { updates } => {
             let mut changed = 0;
+            let mut finished = Vec::new();
+            let mut deleted = Vec::new();
             for update in updates {
                 let Some(mut job) = state.job(&update.id)? else { continue };
+                if job.deleted_at_ms.is_some() {
+                    // The object of a deleted job is still there (its cluster missed the
+                    // deletion): the caller deletes it again.
+                    if !update.observed.vanished && !deleted.contains(&update.id) {
+                        deleted.push(update.id);
+                    }
+                    continue;
+                }
                 // An object's revisions only grow; a vanished mark carries the last one seen.
                 let newer = job.observed.as_ref().is_none_or(|seen| {
                     let rv = update.observed.resource_version;
                     rv > seen.resource_version || (update.observed.vanished && rv == seen.resource_version)
                 });
-                if !newer || job.deleted_at_ms.is_some() {
+                if !newer {
                     continue;
                 }
+                let was_terminal = job.is_terminal();
                 // Seeing the object proves it was created, even if the dispatcher's own record
                 // has not committed yet (a new leader's watcher can be first).
                 if matches!(job.dispatch, Dispatch::Pending { .. }) && !update.observed.vanished {
@@ -44,8 +55,11 @@ pub fn apply<S: StateAccess>(state: &mut S, cmd: Command) -> Result<Response, S:
                 job.observed = Some(update.observed);
                 state.put_job(&job)?;
                 changed += 1;
+                if !was_terminal && job.is_terminal() {
+                    finished.push((update.id, job.application_state().to_owned()));
+                }
             }
-            Response::StatusRecorded { changed }
+            Response::StatusRecorded { changed, finished, deleted }
         }
         Command::Delete { id, at_ms } => match state.job(&id)? {
             None => Response::NotFound { id },

@@ -78,9 +78,13 @@ pub enum Response {
     DispatchRecorded {
         deleted: bool,
     },
-    /// Number of status updates that changed a job (stale or unknown ones are skipped).
+    /// Number of status updates that changed a job (stale or unknown ones are skipped); the
+    /// jobs they made terminal, with their state; and the deleted jobs whose object was seen
+    /// alive, which the caller deletes again.
     StatusRecorded {
         changed: u32,
+        finished: Vec<(String, String)>,
+        deleted: Vec<String>,
     },
     /// The job is now deleted; carries the record so the caller can remove the object.
     Deleted {

@@ -120,11 +120,48 @@ fn status_updates_never_go_back_to_an_older_resource_version() {
     submit(&mut s, "c1-a", "alice", None, 1);
     let update = |rv, st| StatusUpdate { id: "c1-a".into(), observed: observed(rv, st) };
     let r = run(&mut s, Command::RecordStatus { updates: vec![update(5, "RUNNING"), update(3, "SUBMITTED")] });
-    assert_eq!(r, Response::StatusRecorded { changed: 1 });
+    assert_eq!(r, Response::StatusRecorded { changed: 1, finished: vec![], deleted: vec![] });
     assert_eq!(s.jobs["c1-a"].application_state(), "RUNNING");
     run(&mut s, Command::RecordStatus { updates: vec![update(9, "COMPLETED")] });
     assert_eq!(s.jobs["c1-a"].application_state(), "COMPLETED");
     assert!(s.jobs["c1-a"].is_terminal());
+}
+
+#[test]
+fn recording_statuses_reports_the_jobs_made_terminal_and_the_deleted_ones_still_seen() {
+    let mut s = MemState::default();
+    for id in ["c1-a", "c1-b", "c1-c"] {
+        submit(&mut s, id, "alice", None, 1);
+    }
+    run(&mut s, Command::Delete { id: "c1-c".into(), at_ms: 2 });
+    let update = |id: &str, rv, st| StatusUpdate { id: id.into(), observed: observed(rv, st) };
+    let updates = vec![
+        update("c1-a", 5, "RUNNING"),
+        update("c1-b", 5, "FAILED"),
+        update("c1-b", 6, "FAILED"),
+        update("c1-c", 5, "RUNNING"),
+        update("c1-c", 6, "RUNNING"),
+    ];
+    assert_eq!(
+        run(&mut s, Command::RecordStatus { updates }),
+        Response::StatusRecorded {
+            changed: 3,
+            finished: vec![("c1-b".into(), "FAILED".into())],
+            deleted: vec!["c1-c".into()],
+        },
+        "c1-b is reported once, c1-c (deleted) is left as it was and reported once"
+    );
+    assert_eq!(s.jobs["c1-c"].observed, None);
+    let updates = vec![
+        update("c1-a", 9, "COMPLETED"),
+        update("c1-b", 9, "FAILED"),
+        StatusUpdate { id: "c1-c".into(), observed: Observed { vanished: true, ..observed(6, "RUNNING") } },
+    ];
+    assert_eq!(
+        run(&mut s, Command::RecordStatus { updates }),
+        Response::StatusRecorded { changed: 2, finished: vec![("c1-a".into(), "COMPLETED".into())], deleted: vec![] },
+        "a job already terminal is not reported again, and a deleted job's object gone is not"
+    );
 }
 
 #[test]
@@ -144,7 +181,10 @@ fn a_vanished_mark_keeps_the_last_state_and_a_later_sighting_supersedes_it() {
     let seen = s.jobs["c1-a"].observed.clone().unwrap();
     assert_eq!((seen.vanished, seen.state.as_deref()), (false, Some("COMPLETED")));
     // An ordinary update at the same revision changes nothing.
-    assert_eq!(run(&mut s, update(observed(7, "FAILED"))), Response::StatusRecorded { changed: 0 });
+    assert_eq!(
+        run(&mut s, update(observed(7, "FAILED"))),
+        Response::StatusRecorded { changed: 0, finished: vec![], deleted: vec![] }
+    );
 }
 
 #[test]
@@ -160,7 +200,10 @@ fn seeing_the_object_marks_a_pending_job_created() {
 fn status_of_unknown_jobs_is_ignored() {
     let mut s = MemState::default();
     let updates = vec![StatusUpdate { id: "c9-x".into(), observed: observed(2, "RUNNING") }];
-    assert_eq!(run(&mut s, Command::RecordStatus { updates }), Response::StatusRecorded { changed: 0 });
+    assert_eq!(
+        run(&mut s, Command::RecordStatus { updates }),
+        Response::StatusRecorded { changed: 0, finished: vec![], deleted: vec![] }
+    );
     assert!(s.jobs.is_empty());
 }
 
