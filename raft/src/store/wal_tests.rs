@@ -42,7 +42,11 @@ fn expected(indexes: std::ops::RangeInclusive<u64>, version: u8) -> Vec<(u64, Ve
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).expect("list").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
     files.sort();
     files
 }
@@ -169,4 +173,128 @@ fn an_append_that_does_not_follow_the_log_is_refused() {
     let err = wal.append(&[(6, payload(6, 2)), (8, payload(8, 2))]).expect_err("a gap inside a batch is refused");
     assert!(err.to_string().contains("consecutive"), "{err}");
     assert_eq!(read_all(&wal, 0, u64::MAX), expected(1..=5, 1), "refused appends change nothing");
+}
+
+/// A log whose segments after the first are preallocated: `batches` batches of five records
+/// with the spare finished before each, in segments of `bytes`.
+fn preallocated(dir: &Path, bytes: u64, batches: u64) -> Wal {
+    let mut wal = Wal::open(dir, bytes, None).expect("open");
+    for batch in 0..batches {
+        wal.wait_for_spare();
+        append(&mut wal, batch * 5 + 1..=batch * 5 + 5, 1);
+    }
+    wal
+}
+
+#[test]
+fn preallocated_segments_are_zeros_past_their_records_and_read_like_grown_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = Wal::open(dir.path(), 4096, None).expect("open");
+    wal.wait_for_spare();
+    append(&mut wal, 1..=5, 1);
+    let first = segment_files(dir.path()).remove(0);
+    assert_eq!(std::fs::metadata(&first).expect("stat").len(), 4096, "the segment came preallocated");
+    let bytes = std::fs::read(&first).expect("read");
+    assert!(bytes[wal.bytes() as usize..].iter().all(|b| *b == 0), "zeros after the records");
+    drop(wal);
+
+    let mut wal = Wal::open(dir.path(), 4096, None).expect("reopen");
+    assert_eq!(read_all(&wal, 0, u64::MAX), expected(1..=5, 1), "reading stops at the zeros");
+    append(&mut wal, 6..=8, 2);
+    drop(wal);
+    let wal = Wal::open(dir.path(), 4096, None).expect("reopen again");
+    let mut want = expected(1..=5, 1);
+    want.extend(expected(6..=8, 2));
+    assert_eq!(read_all(&wal, 0, u64::MAX), want, "appends after a reopen go where the records end");
+
+    // Many preallocated segments, rolled over and reopened.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wal = preallocated(dir.path(), SMALL, 20);
+    assert!(wal.segment_count() > 3, "{} segments", wal.segment_count());
+    let files = segment_files(dir.path());
+    assert!(files[1..].iter().all(|f| std::fs::metadata(f).expect("stat").len() >= SMALL));
+    drop(wal);
+    let wal = Wal::open(dir.path(), SMALL, None).expect("reopen");
+    assert_eq!(read_all(&wal, 0, u64::MAX), expected(1..=100, 1));
+}
+
+#[test]
+fn a_torn_append_into_a_preallocated_segment_is_cut_wherever_its_bytes_landed() {
+    // What a crash leaves of an unsynced append: any of its pages, in any combination. Here the
+    // first record and the start of the second did not reach the disk, the rest of the second
+    // did: zeros where the next record should start, the torn record's bytes further on.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = Wal::open(dir.path(), 1 << 16, None).expect("open");
+    wal.wait_for_spare();
+    append(&mut wal, 1..=10, 1);
+    let end = wal.bytes();
+    drop(wal);
+    let last = segment_files(dir.path()).pop().expect("a segment");
+    let mut torn = Vec::new();
+    frame(&mut torn, 11, &payload(11, 1));
+    frame(&mut torn, 12, &payload(12, 1));
+    let file = std::fs::OpenOptions::new().write(true).open(&last).expect("open segment");
+    file.write_all_at(&torn[40..], end + 40).expect("tear");
+    drop(file);
+
+    let mut wal = Wal::open(dir.path(), 1 << 16, None).expect("reopen");
+    assert_eq!(wal.last_index(), Some(10), "neither torn record stays");
+    assert_eq!(std::fs::metadata(&last).expect("stat").len(), end, "the segment is cut where its records end");
+    append(&mut wal, 11..=12, 2);
+    drop(wal);
+    let wal = Wal::open(dir.path(), 1 << 16, None).expect("reopen again");
+    let mut want = expected(1..=10, 1);
+    want.extend(expected(11..=12, 2));
+    assert_eq!(read_all(&wal, 0, u64::MAX), want, "the torn records never come back");
+}
+
+#[test]
+fn bytes_after_the_zeros_of_an_earlier_segment_fail_the_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = Wal::open(dir.path(), 4096, None).expect("open");
+    wal.wait_for_spare();
+    append(&mut wal, 1..=5, 1);
+    // A snapshot install purges past the end; the next record starts a second segment, so the
+    // first keeps its zeros.
+    wal.purge(3).expect("purge");
+    wal.purge(20).expect("purge past the end");
+    append(&mut wal, 21..=22, 1);
+    drop(wal);
+    let first = segment_files(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&first).expect("read");
+    let at = bytes.len() - 100;
+    bytes[at] = 7;
+    std::fs::write(&first, &bytes).expect("damage");
+
+    match Wal::open(dir.path(), 4096, Some(20)) {
+        Err(StoreError::LogSegment { path, detail, .. }) => {
+            assert_eq!(path, first);
+            assert!(detail.contains("after the end of the records"), "{detail}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a damaged segment was accepted"),
+    }
+}
+
+#[test]
+fn a_spare_cut_short_by_a_crash_is_discarded_and_a_finished_one_is_used() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = Wal::open(dir.path(), 4096, None).expect("open");
+    wal.wait_for_spare();
+    drop(wal);
+    let spare = dir.path().join(SPARE);
+    assert_eq!(std::fs::metadata(&spare).expect("a finished spare").len(), 4096);
+    // A spare being written when the node stopped, with something that is not zeros in it.
+    let part = dir.path().join(format!("{SPARE}.part"));
+    std::fs::write(&part, [1u8; 100]).expect("partial spare");
+
+    let mut wal = Wal::open(dir.path(), 4096, None).expect("reopen");
+    assert!(!part.exists(), "the partial spare is removed");
+    wal.wait_for_spare();
+    append(&mut wal, 1..=5, 1);
+    let first = segment_files(dir.path()).remove(0);
+    assert_eq!(std::fs::metadata(&first).expect("stat").len(), 4096, "the finished spare became the segment");
+    drop(wal);
+    let wal = Wal::open(dir.path(), 4096, None).expect("reopen");
+    assert_eq!(read_all(&wal, 0, u64::MAX), expected(1..=5, 1));
 }
