@@ -1,4 +1,7 @@
-use super::command::{ClusterState, Command, DispatchOutcome, IdempotencyEntry, Response};
+use std::collections::HashMap;
+
+use super::command::{ClusterState, Command, DispatchOutcome, IdempotencyEntry, Response, StatusUpdate};
+use super::job::Observed;
 use super::job::{Dispatch, Job};
 
 /// How long an `Idempotency-Key` keeps returning the first submission's id: 24 h, in ms.
@@ -24,43 +27,7 @@ pub fn apply<S: StateAccess>(state: &mut S, cmd: Command) -> Result<Response, S:
     Ok(match cmd {
         Command::Submit { job, idempotency_key } => submit(state, *job, idempotency_key)?,
         Command::RecordDispatch { id, outcome } => record_dispatch(state, id, outcome)?,
-        Command::RecordStatus { updates } => {
-            let mut changed = 0;
-            let mut finished = Vec::new();
-            let mut deleted = Vec::new();
-            for update in updates {
-                let Some(mut job) = state.job(&update.id)? else { continue };
-                if job.deleted_at_ms.is_some() {
-                    // The object of a deleted job is still there (its cluster missed the
-                    // deletion): the caller deletes it again.
-                    if !update.observed.vanished && !deleted.contains(&update.id) {
-                        deleted.push(update.id);
-                    }
-                    continue;
-                }
-                // An object's revisions only grow; a vanished mark carries the last one seen.
-                let newer = job.observed.as_ref().is_none_or(|seen| {
-                    let rv = update.observed.resource_version;
-                    rv > seen.resource_version || (update.observed.vanished && rv == seen.resource_version)
-                });
-                if !newer {
-                    continue;
-                }
-                let was_terminal = job.is_terminal();
-                // Seeing the object proves it was created, even if the dispatcher's own record
-                // has not committed yet (a new leader's watcher can be first).
-                if matches!(job.dispatch, Dispatch::Pending { .. }) && !update.observed.vanished {
-                    job.dispatch = Dispatch::Created;
-                }
-                job.observed = Some(update.observed);
-                state.put_job(&job)?;
-                changed += 1;
-                if !was_terminal && job.is_terminal() {
-                    finished.push((update.id, job.application_state().to_owned()));
-                }
-            }
-            Response::StatusRecorded { changed, finished, deleted }
-        }
+        Command::RecordStatus { updates } => record_status(state, updates)?,
         Command::Delete { id, at_ms } => match state.job(&id)? {
             None => Response::NotFound { id },
             Some(mut job) => {
@@ -140,4 +107,63 @@ fn record_dispatch<S: StateAccess>(state: &mut S, id: String, outcome: DispatchO
         state.put_job(&job)?;
     }
     Ok(Response::DispatchRecorded { deleted: job.deleted_at_ms.is_some() })
+}
+
+/// Records a batch of observed statuses. The updates of one job are applied in their order, as
+/// consecutive commands would be, but the job is read and written once: a watcher's batch often
+/// holds several revisions of one object (its creation and the operator's first status come
+/// together). Jobs are taken in the order of their first update.
+fn record_status<S: StateAccess>(state: &mut S, updates: Vec<StatusUpdate>) -> Result<Response, S::Error> {
+    let mut groups: Vec<(String, Vec<Observed>)> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    for update in updates {
+        match position.get(&update.id) {
+            Some(&i) => groups[i].1.push(update.observed),
+            None => {
+                position.insert(update.id.clone(), groups.len());
+                groups.push((update.id, vec![update.observed]));
+            }
+        }
+    }
+    let mut changed = 0;
+    let mut finished = Vec::new();
+    let mut deleted = Vec::new();
+    for (id, observations) in groups {
+        let Some(mut job) = state.job(&id)? else { continue };
+        if job.deleted_at_ms.is_some() {
+            // The object of a deleted job is still there (its cluster missed the deletion):
+            // the caller deletes it again.
+            if observations.iter().any(|o| !o.vanished) {
+                deleted.push(id);
+            }
+            continue;
+        }
+        let was_terminal = job.is_terminal();
+        let mut job_changed = false;
+        for observed in observations {
+            // An object's revisions only grow; a vanished mark carries the last one seen.
+            let newer = job.observed.as_ref().is_none_or(|seen| {
+                let rv = observed.resource_version;
+                rv > seen.resource_version || (observed.vanished && rv == seen.resource_version)
+            });
+            if !newer {
+                continue;
+            }
+            // Seeing the object proves it was created, even if the dispatcher's own record has
+            // not committed yet (a new leader's watcher can be first).
+            if matches!(job.dispatch, Dispatch::Pending { .. }) && !observed.vanished {
+                job.dispatch = Dispatch::Created;
+            }
+            job.observed = Some(observed);
+            changed += 1;
+            job_changed = true;
+        }
+        if job_changed {
+            state.put_job(&job)?;
+            if !was_terminal && job.is_terminal() {
+                finished.push((id, job.application_state().to_owned()));
+            }
+        }
+    }
+    Ok(Response::StatusRecorded { changed, finished, deleted })
 }

@@ -243,3 +243,89 @@ fn a_batch_answers_each_command_in_order() {
         Response::Batch(vec![Response::Submitted { id: "c1-a".into() }, Response::IdTaken { id: "c1-a".into() }])
     );
 }
+
+/// Counts the job writes a [`MemState`] receives.
+#[derive(Default)]
+struct CountingState {
+    inner: MemState,
+    job_writes: usize,
+}
+
+impl StateAccess for CountingState {
+    type Error = std::convert::Infallible;
+    fn job(&self, id: &str) -> Result<Option<Job>, Self::Error> {
+        self.inner.job(id)
+    }
+    fn put_job(&mut self, job: &Job) -> Result<(), Self::Error> {
+        self.job_writes += 1;
+        self.inner.put_job(job)
+    }
+    fn remove_job(&mut self, job: &Job) -> Result<(), Self::Error> {
+        self.inner.remove_job(job)
+    }
+    fn cluster(&self, id: &str) -> Result<Option<ClusterState>, Self::Error> {
+        self.inner.cluster(id)
+    }
+    fn put_cluster(&mut self, id: &str, state: &ClusterState) -> Result<(), Self::Error> {
+        self.inner.put_cluster(id, state)
+    }
+    fn idempotency(&self, owner: &str, key: &str) -> Result<Option<IdempotencyEntry>, Self::Error> {
+        self.inner.idempotency(owner, key)
+    }
+    fn put_idempotency(&mut self, owner: &str, key: &str, entry: &IdempotencyEntry) -> Result<(), Self::Error> {
+        self.inner.put_idempotency(owner, key, entry)
+    }
+    fn remove_idempotency(&mut self, owner: &str, key: &str) -> Result<(), Self::Error> {
+        self.inner.remove_idempotency(owner, key)
+    }
+}
+
+#[test]
+fn a_batch_of_statuses_ends_where_the_same_updates_one_by_one_end_writing_each_job_once() {
+    let update = |id: &str, observed| StatusUpdate { id: id.into(), observed };
+    // Interleaved revisions of three jobs, one of them stale, one job made terminal and then
+    // marked vanished, one job pending until its object is seen.
+    let updates = vec![
+        update("c1-a", Observed { state: None, ..observed(2, "") }),
+        update("c1-b", observed(3, "SUBMITTED")),
+        update("c1-a", observed(4, "")),
+        update("c1-b", observed(2, "")),
+        update("c1-a", observed(6, "SUBMITTED")),
+        update("c1-c", observed(7, "RUNNING")),
+        update("c1-b", observed(8, "COMPLETED")),
+        update("c1-b", Observed { vanished: true, ..observed(8, "COMPLETED") }),
+        update("c1-x", observed(9, "RUNNING")),
+    ];
+    let fresh = || {
+        let mut s = CountingState::default();
+        for id in ["c1-a", "c1-b", "c1-c"] {
+            let job = Box::new(sample_job(id, "alice", 1));
+            apply(&mut s, Command::Submit { job, idempotency_key: None }).unwrap();
+        }
+        s.job_writes = 0;
+        s
+    };
+
+    let mut one_by_one = fresh();
+    let mut changed = 0;
+    let mut finished = Vec::new();
+    for u in updates.clone() {
+        match apply(&mut one_by_one, Command::RecordStatus { updates: vec![u] }).unwrap() {
+            Response::StatusRecorded { changed: c, finished: f, .. } => {
+                changed += c;
+                finished.extend(f);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut batched = fresh();
+    let response = apply(&mut batched, Command::RecordStatus { updates }).unwrap();
+
+    assert_eq!(batched.inner, one_by_one.inner, "the same state either way");
+    assert_eq!(response, Response::StatusRecorded { changed, finished, deleted: vec![] });
+    assert_eq!(changed, 7, "every update but the stale one and the unknown job's");
+    assert_eq!(one_by_one.job_writes, 7);
+    assert_eq!(batched.job_writes, 3, "one write per job in the batch");
+    assert_eq!(batched.inner.jobs["c1-a"].phase(), Phase::Dispatched);
+    assert!(batched.inner.jobs["c1-b"].observed.as_ref().unwrap().vanished);
+}
