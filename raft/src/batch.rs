@@ -4,8 +4,8 @@
 //! before it takes the next message, so a leader that proposes every command alone commits at
 //! most one command per fsync. Here writes queue for a proposer task that keeps at most
 //! [`IN_FLIGHT`] proposals open: an idle node proposes a write at once, as before, while under
-//! load the writes that arrive during a proposal go out together as one [`Command::Batch`],
-//! one append and one fsync on each node. Apply runs a batch's commands in order in one
+//! load the writes that arrive while a proposal is open go out together as one
+//! [`Command::Batch`], one append and one fsync on each node. Apply runs a batch's commands in order in one
 //! transaction, exactly as it would run them as consecutive entries, and each caller gets its
 //! own command's response.
 
@@ -19,12 +19,15 @@ use crate::facade::{WriteError, leader_from};
 use crate::model::{Command, Response};
 use crate::typ::Raft;
 
-/// Proposals open at once. More than one keeps the pipeline to the followers full; few keep
-/// the batches large under load. One made a slow sync stall every write behind it (p99.9 at
-/// 600 submissions/s 226-351 ms); four, once log syncs wrote no metadata, committed so soon
-/// that most commands went alone (bench/README.md, "What changed": two give 0.13 entries per
-/// submission at saturation against 0.23, and about 8 % less CPU).
-const IN_FLIGHT: usize = 2;
+/// Proposals open at once. Fewer keep the batches large: every log entry costs each node an
+/// append, a sync, an RPC and an apply, and openraft sends each follower one more RPC to
+/// tell it the entry committed. With four open, once log syncs wrote no metadata, most
+/// commands went alone; two gave 0.13 entries per submission at saturation against 0.23; one
+/// gives 0.07, and 7 % less gateway CPU at 600 submissions/s than two. One open proposal had
+/// let a slow sync (a log file growing) stall every write behind it, p99.9 at 600/s 226-351
+/// ms; with segments preallocated its tail is no worse than two's (bench/README.md, "What
+/// changed").
+const IN_FLIGHT: usize = 1;
 /// Commands in one entry at most (an entry is replicated and applied as a whole).
 pub(crate) const MAX_BATCH: usize = 128;
 
