@@ -4,6 +4,7 @@
 //! is measured from the time a request was *scheduled*, so a stalled server is charged for the
 //! requests it kept waiting (no coordinated omission).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,28 +26,55 @@ pub enum Load {
 }
 
 impl Load {
-    /// Sends request number `n`; `Some(id)` when acknowledged (the submission id, or empty).
-    pub async fn send(&self, n: u64) -> Option<String> {
+    /// Sends request number `n`: `Ok(id)` when acknowledged (the submission id, or empty),
+    /// else why not, in a few words ("HTTP 503", "timeout", "connection").
+    pub async fn send(&self, n: u64) -> Result<String, String> {
         match self {
             Load::Submit { clients, body } => {
-                let answer = clients[n as usize % clients.len()].submit(body, None).await.ok()?;
-                answer.ok().then(|| answer.body["submissionId"].as_str().unwrap_or_default().to_owned())
+                let answer = clients[n as usize % clients.len()].submit(body, None).await.map_err(transport)?;
+                if !answer.ok() {
+                    return Err(format!("HTTP {}", answer.status.as_u16()));
+                }
+                Ok(answer.body["submissionId"].as_str().unwrap_or_default().to_owned())
             }
             Load::Status { clients, ids } => {
                 let id = &ids[(n as usize).wrapping_mul(7919) % ids.len()];
-                let answer = clients[n as usize % clients.len()].status(id, false).await.ok()?;
-                answer.ok().then(String::new)
+                let answer = clients[n as usize % clients.len()].status(id, false).await.map_err(transport)?;
+                if !answer.ok() {
+                    return Err(format!("HTTP {}", answer.status.as_u16()));
+                }
+                Ok(String::new())
             }
             Load::EtcdPut { http, urls, value } => {
                 let b64 = base64::engine::general_purpose::STANDARD;
                 let body = json!({"key": b64.encode(format!("bench/{n:012}")), "value": value.as_str()});
-                let resp = http.post(&urls[n as usize % urls.len()]).json(&body).send().await.ok()?;
+                let resp = http.post(&urls[n as usize % urls.len()]).json(&body).send().await.map_err(transport)?;
+                if !resp.status().is_success() {
+                    return Err(format!("HTTP {}", resp.status().as_u16()));
+                }
                 // The gateway answers 200 with an error body when the put failed.
-                let ok = resp.status().is_success() && resp.json::<Value>().await.ok()?.get("error").is_none();
-                ok.then(String::new)
+                let answer: Value = resp.json().await.map_err(transport)?;
+                match answer.get("error") {
+                    None => Ok(String::new()),
+                    Some(_) => Err("etcd error".to_owned()),
+                }
             }
         }
     }
+}
+
+/// A request that got no HTTP answer, by cause.
+fn transport(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection refused or reset"
+    } else if e.is_decode() {
+        "undecodable answer"
+    } else {
+        "connection"
+    }
+    .to_owned()
 }
 
 /// What a load step measured.
@@ -57,6 +85,9 @@ pub struct Step {
     pub offered_per_s: Option<f64>,
     pub ok: u64,
     pub failed: u64,
+    /// The failed requests by cause ("HTTP 503": 12, "timeout": 3).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, u64>,
     pub seconds: f64,
     pub ok_per_s: f64,
     pub latency_ms: Percentiles,
@@ -66,6 +97,17 @@ pub struct Step {
     /// Ids of acknowledged submissions (not serialized).
     #[serde(skip)]
     pub ids: Vec<String>,
+}
+
+impl Step {
+    /// The failed count with its causes: "0", or "1117 (HTTP 503: 1100, timeout: 17)".
+    pub fn failed_summary(&self) -> String {
+        if self.failures.is_empty() {
+            return self.failed.to_string();
+        }
+        let causes: Vec<String> = self.failures.iter().map(|(cause, n)| format!("{cause}: {n}")).collect();
+        format!("{} ({})", self.failed, causes.join(", "))
+    }
 }
 
 /// Latency percentiles of the acknowledged requests, in milliseconds.
@@ -92,31 +134,40 @@ impl Percentiles {
 struct Tally {
     ok: u64,
     failed: u64,
+    failures: BTreeMap<String, u64>,
     micros: Vec<u64>,
     ids: Vec<String>,
 }
 
 impl Tally {
     fn new() -> Tally {
-        Tally { ok: 0, failed: 0, micros: Vec::new(), ids: Vec::new() }
+        Tally { ok: 0, failed: 0, failures: BTreeMap::new(), micros: Vec::new(), ids: Vec::new() }
     }
 
-    fn record(&mut self, outcome: Option<String>, since: Instant, keep_ids: bool) {
+    fn record(&mut self, outcome: Result<String, String>, since: Instant, keep_ids: bool) {
         match outcome {
-            Some(id) => {
+            Ok(id) => {
                 self.ok += 1;
                 self.micros.push(since.elapsed().as_micros() as u64);
                 if keep_ids && !id.is_empty() {
                     self.ids.push(id);
                 }
             }
-            None => self.failed += 1,
+            Err(cause) => self.fail(cause),
         }
+    }
+
+    fn fail(&mut self, cause: String) {
+        self.failed += 1;
+        *self.failures.entry(cause).or_default() += 1;
     }
 
     fn merge(&mut self, other: Tally) {
         self.ok += other.ok;
         self.failed += other.failed;
+        for (cause, n) in other.failures {
+            *self.failures.entry(cause).or_default() += n;
+        }
         self.micros.extend(other.micros);
         self.ids.extend(other.ids);
     }
@@ -127,6 +178,7 @@ impl Tally {
             offered_per_s: offered,
             ok: self.ok,
             failed: self.failed,
+            failures: self.failures,
             seconds,
             ok_per_s: self.ok as f64 / seconds,
             latency_ms: Percentiles::of(self.micros),
@@ -185,19 +237,21 @@ pub async fn open(load: &Load, rate: f64, warmup: Duration, duration: Duration, 
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore open");
             let outcome = load.send(n).await;
-            (scheduled >= measured_from, outcome.is_some(), scheduled.elapsed().as_micros() as u64)
+            (scheduled >= measured_from, outcome.map(drop), scheduled.elapsed().as_micros() as u64)
         }));
     }
     let mut tally = Tally::new();
     for t in tasks {
-        let (measured, ok, micros) = t.await.expect("a load task panicked");
-        match (measured, ok) {
-            (false, _) => {}
-            (true, true) => {
+        let (measured, outcome, micros) = t.await.expect("a load task panicked");
+        if !measured {
+            continue;
+        }
+        match outcome {
+            Ok(()) => {
                 tally.ok += 1;
                 tally.micros.push(micros);
             }
-            (true, false) => tally.failed += 1,
+            Err(cause) => tally.fail(cause),
         }
     }
     // The rate is over the time from the warm-up's end to the last answer, so that a backlog
@@ -208,6 +262,24 @@ pub async fn open(load: &Load, rate: f64, warmup: Duration, duration: Duration, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_counted_by_cause_across_workers() {
+        let since = Instant::now();
+        let mut one = Tally::new();
+        one.record(Ok("a".into()), since, true);
+        one.record(Err("HTTP 503".into()), since, true);
+        let mut other = Tally::new();
+        other.record(Err("HTTP 503".into()), since, true);
+        other.record(Err("timeout".into()), since, true);
+        other.record(Ok(String::new()), since, true);
+        one.merge(other);
+        let step = one.into_step(1.0, Some(2), None);
+        assert_eq!((step.ok, step.failed), (2, 3));
+        assert_eq!(step.ids, ["a"]);
+        assert_eq!(step.failed_summary(), "3 (HTTP 503: 2, timeout: 1)");
+        assert_eq!(Tally::new().into_step(1.0, None, None).failed_summary(), "0");
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

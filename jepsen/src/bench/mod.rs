@@ -248,7 +248,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             "bench: submit x{c}: {:.0}/s, p99 {:.1} ms, {} failed; per submission: gateway {:.2} ms CPU, kubesim {:.2} ms, {:.2} log entries; cores {:.0} % busy",
             s.ok_per_s,
             s.latency_ms.p99,
-            s.failed,
+            s.failed_summary(),
             cost.gateway,
             cost.kubesim,
             cost.log_entries.unwrap_or(f64::NAN),
@@ -287,7 +287,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             s.latency_ms.p50,
             s.latency_ms.p99,
             s.latency_ms.p999,
-            s.failed,
+            s.failed_summary(),
             cost.gateway,
             cost.log_entries.unwrap_or(f64::NAN),
             cost.cores_busy * 100.0
@@ -462,7 +462,12 @@ async fn etcd_compare(args: &BenchArgs, dir: &Path, body: &Value, step: Duration
     let mut steps = Vec::new();
     for &c in &args.concurrency {
         let s = load::closed(&put, c, Duration::from_secs(args.warmup_secs), step, false).await;
-        eprintln!("bench: etcd put x{c}: {:.0}/s, p99 {:.1} ms, {} failed", s.ok_per_s, s.latency_ms.p99, s.failed);
+        eprintln!(
+            "bench: etcd put x{c}: {:.0}/s, p99 {:.1} ms, {} failed",
+            s.ok_per_s,
+            s.latency_ms.p99,
+            s.failed_summary()
+        );
         steps.push(s);
     }
     let version = etcd.version.clone();

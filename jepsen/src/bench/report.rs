@@ -57,7 +57,7 @@ pub(super) fn markdown(r: &Results) -> String {
                 s.ok_per_s
             ),
             format!(
-                "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms{}",
+                "p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms{}{}",
                 s.latency_ms.p50,
                 s.latency_ms.p99,
                 s.latency_ms.p999,
@@ -65,7 +65,8 @@ pub(super) fn markdown(r: &Results) -> String {
                     " (per submission: gateway {:.2} ms CPU, {} log entries)",
                     c.gateway,
                     c.log_entries.map_or_else(|| "?".to_owned(), |e| format!("{e:.2}"))
-                ))
+                )),
+                if s.failed > 0 { format!("; failed {}", s.failed_summary()) } else { String::new() }
             ),
             if i < 2 {
                 format!("p99 < {TARGET_P99_MS:.0} ms: {}", verdict(s.latency_ms.p99 < TARGET_P99_MS))
@@ -202,7 +203,7 @@ pub(super) fn markdown(r: &Results) -> String {
             s.latency_ms.p50,
             s.latency_ms.p99,
             s.latency_ms.p999,
-            s.failed
+            s.failed_summary()
         );
     }
     md
