@@ -2,32 +2,28 @@
 //!
 //! openraft 0.9 appends each `client_write` as its own entry and waits for that append's flush
 //! before it takes the next message, so a leader that proposes every command alone commits at
-//! most one command per fsync. Here writes queue for a proposer task that keeps at most
-//! [`IN_FLIGHT`] proposals open: an idle node proposes a write at once, as before, while under
-//! load the writes that arrive while a proposal is open go out together as one
-//! [`Command::Batch`], one append and one fsync on each node. Apply runs a batch's commands in order in one
+//! most one command per fsync. Here writes queue for a proposer task that has one proposal open
+//! at a time: an idle node proposes a write at once, as before, while under load the writes
+//! that arrive while a proposal is open go out together as the next [`Command::Batch`], one
+//! append and one fsync on each node. Apply runs a batch's commands in order in one
 //! transaction, exactly as it would run them as consecutive entries, and each caller gets its
 //! own command's response.
+//!
+//! One proposal at a time, not several: every log entry costs each node an append, a sync, an
+//! RPC and an apply, and openraft sends each follower one more RPC to tell it the entry
+//! committed, so the fewer entries the better. Two open proposals gave 0.13 entries per
+//! submission at saturation against 0.07 for one, and 7 % more gateway CPU at 600
+//! submissions/s, with no better tail (raft/DESIGN.md, bench/README.md "What changed").
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::facade::{WriteError, leader_from};
 use crate::model::{Command, Response};
 use crate::typ::Raft;
 
-/// Proposals open at once. Fewer keep the batches large: every log entry costs each node an
-/// append, a sync, an RPC and an apply, and openraft sends each follower one more RPC to
-/// tell it the entry committed. With four open, once log syncs wrote no metadata, most
-/// commands went alone; two gave 0.13 entries per submission at saturation against 0.23; one
-/// gives 0.07, and 7 % less gateway CPU at 600 submissions/s than two. One open proposal had
-/// let a slow sync (a log file growing) stall every write behind it, p99.9 at 600/s 226-351
-/// ms; with segments preallocated its tail is no worse than two's (bench/README.md, "What
-/// changed").
-const IN_FLIGHT: usize = 1;
 /// Commands in one entry at most (an entry is replicated and applied as a whole).
 pub(crate) const MAX_BATCH: usize = 128;
 
@@ -56,10 +52,7 @@ impl Proposer {
 }
 
 async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Reply)>, timeout: Duration) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
-        // Waiting for a free slot before draining is what lets a backlog form into one batch.
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -67,11 +60,8 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Reply)>, time
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            propose(&raft, batch, timeout).await;
-            drop(slot);
-        });
+        // The writes that arrive meanwhile queue up and form the next batch.
+        propose(&raft, batch, timeout).await;
     }
 }
 

@@ -32,26 +32,20 @@ impl Load {
         match self {
             Load::Submit { clients, body } => {
                 let answer = clients[n as usize % clients.len()].submit(body, None).await.map_err(transport)?;
-                if !answer.ok() {
-                    return Err(format!("HTTP {}", answer.status.as_u16()));
-                }
+                refused(answer.status)?;
                 Ok(answer.body["submissionId"].as_str().unwrap_or_default().to_owned())
             }
             Load::Status { clients, ids } => {
                 let id = &ids[(n as usize).wrapping_mul(7919) % ids.len()];
                 let answer = clients[n as usize % clients.len()].status(id, false).await.map_err(transport)?;
-                if !answer.ok() {
-                    return Err(format!("HTTP {}", answer.status.as_u16()));
-                }
+                refused(answer.status)?;
                 Ok(String::new())
             }
             Load::EtcdPut { http, urls, value } => {
                 let b64 = base64::engine::general_purpose::STANDARD;
                 let body = json!({"key": b64.encode(format!("bench/{n:012}")), "value": value.as_str()});
                 let resp = http.post(&urls[n as usize % urls.len()]).json(&body).send().await.map_err(transport)?;
-                if !resp.status().is_success() {
-                    return Err(format!("HTTP {}", resp.status().as_u16()));
-                }
+                refused(resp.status())?;
                 // The gateway answers 200 with an error body when the put failed.
                 let answer: Value = resp.json().await.map_err(transport)?;
                 match answer.get("error") {
@@ -63,12 +57,17 @@ impl Load {
     }
 }
 
+/// An answer that is not a success, as its cause ("HTTP 503").
+fn refused(status: reqwest::StatusCode) -> Result<(), String> {
+    if status.is_success() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) }
+}
+
 /// A request that got no HTTP answer, by cause.
 fn transport(e: reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
-        "connection refused or reset"
+        "connect failed"
     } else if e.is_decode() {
         "undecodable answer"
     } else {
@@ -144,22 +143,21 @@ impl Tally {
         Tally { ok: 0, failed: 0, failures: BTreeMap::new(), micros: Vec::new(), ids: Vec::new() }
     }
 
-    fn record(&mut self, outcome: Result<String, String>, since: Instant, keep_ids: bool) {
+    /// One measured request, answered `micros` after it was sent (or scheduled).
+    fn record(&mut self, outcome: Result<String, String>, micros: u64, keep_ids: bool) {
         match outcome {
             Ok(id) => {
                 self.ok += 1;
-                self.micros.push(since.elapsed().as_micros() as u64);
+                self.micros.push(micros);
                 if keep_ids && !id.is_empty() {
                     self.ids.push(id);
                 }
             }
-            Err(cause) => self.fail(cause),
+            Err(cause) => {
+                self.failed += 1;
+                *self.failures.entry(cause).or_default() += 1;
+            }
         }
-    }
-
-    fn fail(&mut self, cause: String) {
-        self.failed += 1;
-        *self.failures.entry(cause).or_default() += 1;
     }
 
     fn merge(&mut self, other: Tally) {
@@ -206,7 +204,7 @@ pub async fn closed(load: &Load, concurrency: usize, warmup: Duration, duration:
                     let sent = Instant::now();
                     let outcome = load.send(n).await;
                     if sent >= measured_from {
-                        tally.record(outcome, sent, keep_ids);
+                        tally.record(outcome, sent.elapsed().as_micros() as u64, keep_ids);
                     }
                     n += concurrency as u64;
                 }
@@ -237,21 +235,14 @@ pub async fn open(load: &Load, rate: f64, warmup: Duration, duration: Duration, 
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore open");
             let outcome = load.send(n).await;
-            (scheduled >= measured_from, outcome.map(drop), scheduled.elapsed().as_micros() as u64)
+            (scheduled >= measured_from, outcome, scheduled.elapsed().as_micros() as u64)
         }));
     }
     let mut tally = Tally::new();
     for t in tasks {
         let (measured, outcome, micros) = t.await.expect("a load task panicked");
-        if !measured {
-            continue;
-        }
-        match outcome {
-            Ok(()) => {
-                tally.ok += 1;
-                tally.micros.push(micros);
-            }
-            Err(cause) => tally.fail(cause),
+        if measured {
+            tally.record(outcome, micros, false);
         }
     }
     // The rate is over the time from the warm-up's end to the last answer, so that a backlog
@@ -265,14 +256,13 @@ mod tests {
 
     #[test]
     fn failures_are_counted_by_cause_across_workers() {
-        let since = Instant::now();
         let mut one = Tally::new();
-        one.record(Ok("a".into()), since, true);
-        one.record(Err("HTTP 503".into()), since, true);
+        one.record(Ok("a".into()), 1000, true);
+        one.record(Err("HTTP 503".into()), 1000, true);
         let mut other = Tally::new();
-        other.record(Err("HTTP 503".into()), since, true);
-        other.record(Err("timeout".into()), since, true);
-        other.record(Ok(String::new()), since, true);
+        other.record(Err("HTTP 503".into()), 1000, true);
+        other.record(Err("timeout".into()), 1000, true);
+        other.record(Ok(String::new()), 1000, true);
         one.merge(other);
         let step = one.into_step(1.0, Some(2), None);
         assert_eq!((step.ok, step.failed), (2, 3));
