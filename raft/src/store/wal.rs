@@ -240,18 +240,18 @@ impl Wal {
         }
     }
 
-    /// The preallocated file for a new segment, if one is ready; starts preparing the next.
+    /// The preallocated file for a new segment, if one is ready. The caller renames it before
+    /// preparing the next: started earlier, the preparation would find this finished spare
+    /// still in place and hand it out a second time.
     fn take_spare(&mut self) -> Option<PathBuf> {
         self.poll_spare(false);
-        let ready = match std::mem::replace(&mut self.spare, Spare::None) {
+        match std::mem::replace(&mut self.spare, Spare::None) {
             Spare::Ready(path) => Some(path),
             other => {
                 self.spare = other;
                 None
             }
-        };
-        self.prepare_spare();
-        ready
+        }
     }
 
     fn recover(dir: &Path, first: u64, is_last: bool) -> Result<Segment, StoreError> {
@@ -382,6 +382,7 @@ impl Wal {
                 )
                 .ok()
         });
+        self.prepare_spare();
         let file = match preallocated {
             Some(file) => file,
             None => OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?,
