@@ -1,6 +1,7 @@
 """Draws the PNG plots of a `jepsen bench` run from its results.json.
 
-Usage: plot.py RESULTS_DIR   (writes throughput.png, latency.png, failover.png, memory.png there)
+Usage: plot.py RESULTS_DIR   (writes throughput.png, latency.png, latency-over-time.png,
+failover.png, memory.png there)
 """
 
 import json
@@ -53,6 +54,25 @@ def latency(r, out):
     save(fig, ax, out / "latency.png", grid_axis="y")
 
 
+def latency_over_time(r, out):
+    """p50 and p99 of each window of the 50 % and 90 % steps: stalls show as spikes."""
+    steps = [s for s in r["open_loop"][:2] if s.get("timeline")]
+    if not steps:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for s, color in zip(steps, ["tab:blue", "tab:orange"]):
+        share = s["offered_per_s"] / max(1.0, r["saturation_per_s"]) * 100
+        at = [w["at_s"] for w in s["timeline"]]
+        ax.plot(at, [w["p99_ms"] for w in s["timeline"]], color=color, linewidth=1, label=f"p99, {share:.0f} %")
+        ax.plot(at, [w["p50_ms"] for w in s["timeline"]], color=color, linewidth=1, linestyle=":", label=f"p50, {share:.0f} %")
+    ax.axhline(50, color="red", linewidth=0.8, label="target p99 50 ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds into the measured step (by scheduled send)")
+    ax.set_ylabel("submit latency, ms")
+    ax.set_title("Submit latency over time, open loop, 250 ms windows")
+    save(fig, ax, out / "latency-over-time.png")
+
+
 def failover(r, out):
     f = r.get("failover")
     if not f:
@@ -89,7 +109,7 @@ def memory(r, out):
 def main():
     out = Path(sys.argv[1])
     r = json.loads((out / "results.json").read_text())
-    for draw in (throughput, latency, failover, memory):
+    for draw in (throughput, latency, latency_over_time, failover, memory):
         draw(r, out)
 
 

@@ -96,6 +96,10 @@ pub struct Step {
     /// Ids of acknowledged submissions (not serialized).
     #[serde(skip)]
     pub ids: Vec<String>,
+    /// Open loop: latency of the requests scheduled in each [`WINDOW`] of the measured time,
+    /// in order, to tell a steady tail from stalls that hit every request in flight at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Window>,
 }
 
 impl Step {
@@ -107,6 +111,49 @@ impl Step {
         let causes: Vec<String> = self.failures.iter().map(|(cause, n)| format!("{cause}: {n}")).collect();
         format!("{} ({})", self.failed, causes.join(", "))
     }
+}
+
+/// The span of scheduled time a [`Window`] covers.
+pub const WINDOW: Duration = Duration::from_millis(250);
+
+/// The acknowledged requests scheduled in one window of an open-loop step.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Window {
+    /// Seconds from the end of the warm-up to the window's start.
+    pub at_s: f64,
+    pub ok: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Step {
+    /// The windows whose p99 is over `ms`, and the share of the measured requests they hold.
+    pub fn stalls(&self, ms: f64) -> (usize, f64) {
+        let slow: Vec<&Window> = self.timeline.iter().filter(|w| w.p99_ms > ms).collect();
+        let held = slow.iter().map(|w| w.ok).sum::<u64>() as f64 / self.ok.max(1) as f64;
+        (slow.len(), held)
+    }
+}
+
+/// Groups `(scheduled, micros)` samples (scheduled in microseconds from the end of the warm-up)
+/// into windows of [`WINDOW`], empty windows included.
+fn timeline(samples: &[(u64, u64)]) -> Vec<Window> {
+    let width = WINDOW.as_micros() as u64;
+    let Some(last) = samples.iter().map(|(at, _)| *at).max() else { return Vec::new() };
+    let mut by_window: Vec<Vec<u64>> = vec![Vec::new(); (last / width + 1) as usize];
+    for (at, micros) in samples {
+        by_window[(at / width) as usize].push(*micros);
+    }
+    by_window
+        .into_iter()
+        .enumerate()
+        .map(|(i, micros)| {
+            let ok = micros.len() as u64;
+            let p = Percentiles::of(micros);
+            Window { at_s: (i as u64 * width) as f64 / 1e6, ok, p50_ms: p.p50, p99_ms: p.p99, max_ms: p.max }
+        })
+        .collect()
 }
 
 /// Latency percentiles of the acknowledged requests, in milliseconds.
@@ -182,6 +229,7 @@ impl Tally {
             latency_ms: Percentiles::of(self.micros),
             per_ok: None,
             ids: self.ids,
+            timeline: Vec::new(),
         }
     }
 }
@@ -235,19 +283,24 @@ pub async fn open(load: &Load, rate: f64, warmup: Duration, duration: Duration, 
         tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.expect("semaphore open");
             let outcome = load.send(n).await;
-            (scheduled >= measured_from, outcome, scheduled.elapsed().as_micros() as u64)
+            (scheduled, outcome, scheduled.elapsed().as_micros() as u64)
         }));
     }
     let mut tally = Tally::new();
+    let mut samples = Vec::new();
     for t in tasks {
-        let (measured, outcome, micros) = t.await.expect("a load task panicked");
-        if measured {
-            tally.record(outcome, micros, false);
+        let (scheduled, outcome, micros) = t.await.expect("a load task panicked");
+        let Some(since_warmup) = scheduled.checked_duration_since(measured_from) else { continue };
+        if outcome.is_ok() {
+            samples.push((since_warmup.as_micros() as u64, micros));
         }
+        tally.record(outcome, micros, false);
     }
     // The rate is over the time from the warm-up's end to the last answer, so that a backlog
     // answered late lowers it.
-    tally.into_step(measured_from.elapsed().as_secs_f64(), None, Some(rate))
+    let mut step = tally.into_step(measured_from.elapsed().as_secs_f64(), None, Some(rate));
+    step.timeline = timeline(&samples);
+    step
 }
 
 #[cfg(test)]
@@ -269,6 +322,21 @@ mod tests {
         assert_eq!(step.ids, ["a"]);
         assert_eq!(step.failed_summary(), "3 (HTTP 503: 2, timeout: 1)");
         assert_eq!(Tally::new().into_step(1.0, None, None).failed_summary(), "0");
+    }
+
+    #[test]
+    fn the_timeline_puts_each_request_in_the_window_it_was_scheduled_in() {
+        let ms = |n: u64| n * 1000;
+        // Window 0: three quick answers; window 1: none; window 2: one stalled request.
+        let samples = [(ms(10), ms(2)), (ms(100), ms(4)), (ms(249), ms(3)), (ms(600), ms(120))];
+        let t = timeline(&samples);
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].ok, t[0].p50_ms, t[0].max_ms), (3, 3.0, 4.0));
+        assert_eq!(t[1].ok, 0, "an empty window is kept, so gaps show");
+        assert_eq!((t[2].at_s, t[2].p99_ms), (0.5, 120.0));
+        let step = Step { ok: 4, timeline: t, ..Step::default() };
+        assert_eq!(step.stalls(50.0), (1, 0.25), "one window over 50 ms, holding one request of four");
+        assert!(timeline(&[]).is_empty());
     }
 
     #[test]
