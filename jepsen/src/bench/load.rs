@@ -32,20 +32,20 @@ impl Load {
         match self {
             Load::Submit { clients, body } => {
                 let answer = clients[n as usize % clients.len()].submit(body, None).await.map_err(transport)?;
-                refused(answer.status)?;
+                refused(answer.status, answer.body["message"].as_str())?;
                 Ok(answer.body["submissionId"].as_str().unwrap_or_default().to_owned())
             }
             Load::Status { clients, ids } => {
                 let id = &ids[(n as usize).wrapping_mul(7919) % ids.len()];
                 let answer = clients[n as usize % clients.len()].status(id, false).await.map_err(transport)?;
-                refused(answer.status)?;
+                refused(answer.status, answer.body["message"].as_str())?;
                 Ok(String::new())
             }
             Load::EtcdPut { http, urls, value } => {
                 let b64 = base64::engine::general_purpose::STANDARD;
                 let body = json!({"key": b64.encode(format!("bench/{n:012}")), "value": value.as_str()});
                 let resp = http.post(&urls[n as usize % urls.len()]).json(&body).send().await.map_err(transport)?;
-                refused(resp.status())?;
+                refused(resp.status(), None)?;
                 // The gateway answers 200 with an error body when the put failed.
                 let answer: Value = resp.json().await.map_err(transport)?;
                 match answer.get("error") {
@@ -57,9 +57,30 @@ impl Load {
     }
 }
 
-/// An answer that is not a success, as its cause ("HTTP 503").
-fn refused(status: reqwest::StatusCode) -> Result<(), String> {
-    if status.is_success() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) }
+/// An answer that is not a success, as its cause: the status and the gateway's message with
+/// its numbers as `N`, so that answers refused for one reason count together ("HTTP 503: no
+/// quorum: this leader (node N) has not heard from a quorum for N ms").
+fn refused(status: reqwest::StatusCode, message: Option<&str>) -> Result<(), String> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let mut cause = format!("HTTP {}", status.as_u16());
+    if let Some(message) = message.filter(|m| !m.is_empty()) {
+        cause.push_str(": ");
+        let mut in_number = false;
+        for c in message.chars().take(120) {
+            if c.is_ascii_digit() {
+                if !in_number {
+                    cause.push('N');
+                }
+                in_number = true;
+            } else {
+                cause.push(c);
+                in_number = false;
+            }
+        }
+    }
+    Err(cause)
 }
 
 /// A request that got no HTTP answer, by cause.
@@ -84,7 +105,8 @@ pub struct Step {
     pub offered_per_s: Option<f64>,
     pub ok: u64,
     pub failed: u64,
-    /// The failed requests by cause ("HTTP 503": 12, "timeout": 3).
+    /// The failed requests by cause: the status and the gateway's message, or what went wrong
+    /// without an answer ("HTTP 503: leadership keeps moving; try again": 12, "timeout": 3).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub failures: BTreeMap<String, u64>,
     pub seconds: f64,
@@ -322,6 +344,17 @@ mod tests {
         assert_eq!(step.ids, ["a"]);
         assert_eq!(step.failed_summary(), "3 (HTTP 503: 2, timeout: 1)");
         assert_eq!(Tally::new().into_step(1.0, None, None).failed_summary(), "0");
+    }
+
+    #[test]
+    fn refusals_for_one_reason_count_as_one_cause() {
+        let unavailable = reqwest::StatusCode::SERVICE_UNAVAILABLE;
+        let a = refused(unavailable, Some("no quorum: this leader (node 0) has not heard from a quorum for 6012 ms"));
+        let b = refused(unavailable, Some("no quorum: this leader (node 2) has not heard from a quorum for 7 ms"));
+        assert_eq!(a, b);
+        assert_eq!(a.unwrap_err(), "HTTP 503: no quorum: this leader (node N) has not heard from a quorum for N ms");
+        assert_eq!(refused(reqwest::StatusCode::GATEWAY_TIMEOUT, None).unwrap_err(), "HTTP 504");
+        assert_eq!(refused(reqwest::StatusCode::CREATED, Some("ignored")), Ok(()));
     }
 
     #[test]
