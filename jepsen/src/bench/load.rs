@@ -133,6 +133,12 @@ impl Step {
         let causes: Vec<String> = self.failures.iter().map(|(cause, n)| format!("{cause}: {n}")).collect();
         format!("{} ({})", self.failed, causes.join(", "))
     }
+
+    /// The windows whose p99 is over `ms`, and the share of the measured requests they hold.
+    pub fn stalls(&self, ms: f64) -> (usize, f64) {
+        let (slow, held) = self.timeline.iter().filter(|w| w.p99_ms > ms).fold((0, 0), |(n, ok), w| (n + 1, ok + w.ok));
+        (slow, held as f64 / self.ok.max(1) as f64)
+    }
 }
 
 /// The span of scheduled time a [`Window`] covers.
@@ -147,15 +153,6 @@ pub struct Window {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-}
-
-impl Step {
-    /// The windows whose p99 is over `ms`, and the share of the measured requests they hold.
-    pub fn stalls(&self, ms: f64) -> (usize, f64) {
-        let slow: Vec<&Window> = self.timeline.iter().filter(|w| w.p99_ms > ms).collect();
-        let held = slow.iter().map(|w| w.ok).sum::<u64>() as f64 / self.ok.max(1) as f64;
-        (slow.len(), held)
-    }
 }
 
 /// Groups `(scheduled, micros)` samples (scheduled in microseconds from the end of the warm-up)

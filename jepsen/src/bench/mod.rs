@@ -292,14 +292,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             cost.log_entries.unwrap_or(f64::NAN),
             cost.cores_busy * 100.0
         );
-        let (slow, held) = s.stalls(report::TARGET_P99_MS);
-        eprintln!(
-            "bench:   {slow} of {} windows of {} ms had a p99 over {:.0} ms, holding {:.1} % of the requests",
-            s.timeline.len(),
-            load::WINDOW.as_millis(),
-            report::TARGET_P99_MS,
-            held * 100.0
-        );
+        if let Some(windows) = report::windows_over_target(&s) {
+            eprintln!("bench:   {windows}");
+        }
         results.open_loop.push(s);
         settle(&g).await;
     }

@@ -11,7 +11,7 @@ use super::load::Step;
 
 /// The targets the figures are read against.
 const TARGET_RATE: f64 = 2000.0;
-pub(crate) const TARGET_P99_MS: f64 = 50.0;
+const TARGET_P99_MS: f64 = 50.0;
 const TARGET_ETCD_RATIO: f64 = 0.5;
 const TARGET_FAILOVER_S: f64 = 2.0;
 const TARGET_RSS_MIB: f64 = 100.0;
@@ -67,7 +67,7 @@ pub(super) fn markdown(r: &Results) -> String {
                     c.gateway,
                     c.log_entries.map_or_else(|| "?".to_owned(), |e| format!("{e:.2}"))
                 )),
-                windows_over_target(s),
+                windows_over_target(s).map_or_else(String::new, |w| format!("; {w}")),
                 if s.failed > 0 { format!("; failed {}", s.failed_summary()) } else { String::new() }
             ),
             if i < 2 {
@@ -229,17 +229,17 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How the tail of an open-loop step is spread in time: "; 12 of 160 windows of 250 ms had a
-/// p99 over 50 ms (7.5 % of requests)".
-fn windows_over_target(s: &Step) -> String {
+/// How the tail of an open-loop step is spread in time: "12 of 160 windows of 250 ms had a
+/// p99 over 50 ms (7.5 % of requests)"; `None` for a step without a timeline.
+pub(super) fn windows_over_target(s: &Step) -> Option<String> {
     if s.timeline.is_empty() {
-        return String::new();
+        return None;
     }
     let (slow, held) = s.stalls(TARGET_P99_MS);
-    format!(
-        "; {slow} of {} windows of {} ms had a p99 over {TARGET_P99_MS:.0} ms ({:.1} % of requests)",
+    Some(format!(
+        "{slow} of {} windows of {} ms had a p99 over {TARGET_P99_MS:.0} ms ({:.1} % of requests)",
         s.timeline.len(),
         super::load::WINDOW.as_millis(),
         held * 100.0
-    )
+    ))
 }
