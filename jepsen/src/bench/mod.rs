@@ -87,6 +87,11 @@ pub struct BenchArgs {
     /// under `target/` on first use).
     #[arg(long)]
     pub no_plots: bool,
+    /// Copy the nodes' logs into `node-logs/` under the results directory when the run ends,
+    /// as is always done when it fails: to line the latency timeline up with what the nodes
+    /// logged (snapshot builds, slow syncs, elections).
+    #[arg(long)]
+    pub keep_logs: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -338,6 +343,9 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         out.write(&results)?;
     }
 
+    if args.keep_logs {
+        copy_logs(&dir, &args.out);
+    }
     if !args.no_plots
         && let Err(e) = report::plot(&args.out)
     {
@@ -347,29 +355,34 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Passes `result` on; when it is an error, first copies the nodes' logs into `out/node-logs`,
+/// Passes `result` on; when it is an error, first copies the nodes' logs (see [`copy_logs`]),
 /// since the run's directory is removed when the run stops and a long fill that failed is
 /// expensive to reproduce.
 fn keeping_logs<T>(result: anyhow::Result<T>, run_dir: &Path, out: &Path) -> anyhow::Result<T> {
     if result.is_err() {
-        let kept = out.join("node-logs");
-        let copied = std::fs::create_dir_all(&kept).and_then(|()| {
-            for item in std::fs::read_dir(run_dir)? {
-                let path = item?.path();
-                if path.extension().is_some_and(|e| e == "log")
-                    && let Some(name) = path.file_name()
-                {
-                    std::fs::copy(&path, kept.join(name))?;
-                }
-            }
-            Ok(())
-        });
-        match copied {
-            Ok(()) => eprintln!("bench: node logs kept in {}", kept.display()),
-            Err(e) => eprintln!("bench: could not keep the node logs: {e}"),
-        }
+        copy_logs(run_dir, out);
     }
     result
+}
+
+/// Copies the nodes' and clusters' logs of the run into `out/node-logs`, saying where.
+fn copy_logs(run_dir: &Path, out: &Path) {
+    let kept = out.join("node-logs");
+    let copied = std::fs::create_dir_all(&kept).and_then(|()| {
+        for item in std::fs::read_dir(run_dir)? {
+            let path = item?.path();
+            if path.extension().is_some_and(|e| e == "log")
+                && let Some(name) = path.file_name()
+            {
+                std::fs::copy(&path, kept.join(name))?;
+            }
+        }
+        Ok(())
+    });
+    match copied {
+        Ok(()) => eprintln!("bench: node logs kept in {}", kept.display()),
+        Err(e) => eprintln!("bench: could not keep the node logs: {e}"),
+    }
 }
 
 struct Output {
