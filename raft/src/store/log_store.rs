@@ -6,7 +6,8 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageIOError};
 
 use super::keys::{COMMITTED, LAST_PURGED, RAFT_META, VOTE, decode, encode};
-use super::wal::Wal;
+use super::reclaim::{Reclaimer, delete_all_gradually};
+use super::wal::{Wal, retire};
 use super::{SnapshotPacing, get, put_durably};
 use crate::typ::{Entry, LogId, StorageError, TypeConfig, Vote};
 
@@ -22,6 +23,9 @@ pub(crate) struct LogStore {
     wal: Arc<Mutex<Wal>>,
     pacing: Arc<SnapshotPacing>,
     committed: CommittedHint,
+    /// The last purge openraft asked for; persisted in the background before its files go.
+    purged: Arc<Mutex<Option<LogId>>>,
+    reclaimer: Arc<Reclaimer>,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -50,13 +54,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Se
 }
 
 impl LogStore {
+    /// `purged` is the bound persisted last, as `wal` was opened with.
     pub(crate) fn new(
         db: Arc<redb::Database>,
         wal: Wal,
+        purged: Option<LogId>,
         pacing: Arc<SnapshotPacing>,
         committed: CommittedHint,
+        reclaimer: Arc<Reclaimer>,
     ) -> Self {
-        LogStore { db, wal: Arc::new(Mutex::new(wal)), pacing, committed }
+        let purged = Arc::new(Mutex::new(purged));
+        LogStore { db, wal: Arc::new(Mutex::new(wal)), pacing, committed, purged, reclaimer }
     }
 
     pub(super) fn wal(&self) -> MutexGuard<'_, Wal> {
@@ -117,7 +125,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?.flatten();
+        let last_purged_log_id = *self.purged.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let last_index = self.wal().last_index();
         let last_log_id = match last_index {
             Some(index) => self.try_get_log_entries(index..=index).await?.pop().map(|e| e.log_id),
@@ -182,9 +190,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        // Persist the new lower bound first: after a crash, the log state must never report
-        // entries at or below a purge that already started deleting.
-        self.write_meta(LAST_PURGED, encode(&Some(log_id))).await.map_err(write_err)?;
-        self.with_wal_blocking(move |wal| wal.purge(log_id.index)).await.map_err(write_err)
+        // openraft's core awaits this, so no I/O here: the entries are hidden at once, and the
+        // reclaimer persists the new lower bound and only then deletes the files (see
+        // `reclaim.rs`). A crash before the bound is on disk finds the files whole, behind the
+        // bound persisted before; the log state never reports entries a deletion took.
+        let files = self.wal().purge(log_id.index);
+        *self.purged.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(log_id);
+        let db = self.db.clone();
+        self.reclaimer.run(move || {
+            let persisted = super::timed_sync("log purge bound", || {
+                put_durably(&db, RAFT_META, LAST_PURGED, &encode(&Some(log_id)))
+            });
+            if let Err(e) = persisted {
+                // The files stay; a restart reads them back behind the bound persisted before.
+                tracing::error!(error = %e, purged = %log_id, "persisting the log's purge bound failed; its segments are kept");
+                return;
+            }
+            match retire(files) {
+                Ok(retired) => delete_all_gradually(retired),
+                Err(e) => tracing::warn!(error = %e, "renaming purged log segments failed; they stay behind the bound"),
+            }
+        });
+        Ok(())
     }
 }

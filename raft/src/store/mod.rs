@@ -10,7 +10,8 @@
 //! without a sync but for one a second (the log is the durable record; see
 //! [`StateMachine`]); a snapshot reads
 //! one read transaction, the state at one apply boundary, while applies go on; `last_purged` is
-//! persisted before any entry is deleted. A directory that versions before redb kept in sled
+//! persisted before any entry is deleted, and files are deleted in the background, a few MiB at
+//! a time (`reclaim.rs`). A directory that versions before redb kept in sled
 //! is imported on open (`sled_import.rs`).
 
 // openraft's storage traits fix `StorageError` (over 200 bytes) as the error type; the helpers
@@ -22,6 +23,7 @@ mod keys;
 mod log_store;
 mod pacing;
 mod reader;
+mod reclaim;
 mod sled_import;
 mod snapshot;
 mod state_machine;
@@ -102,12 +104,13 @@ impl Store {
         let wal = wal::Wal::open(&log_dir, options.log_segment_bytes, purged.map(|l| l.index))?;
         let pacing = Arc::new(SnapshotPacing::default());
         let committed = Arc::new(Mutex::new(None));
-        let log = LogStore::new(db.clone(), wal, pacing.clone(), committed.clone());
+        let reclaimer = Arc::new(reclaim::Reclaimer::start());
+        let log = LogStore::new(db.clone(), wal, purged, pacing.clone(), committed.clone(), reclaimer.clone());
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)
             .map_err(|source| StoreError::Io { path: snapshot_dir.clone(), source })?;
         let reader = StateReader::new(db.clone(), &db_path);
-        let state_machine = StateMachine::open(db, db_path, snapshot_dir, pacing.clone(), committed)?;
+        let state_machine = StateMachine::open(db, db_path, snapshot_dir, pacing.clone(), committed, reclaimer)?;
         Ok(Store { log, state_machine, reader, pacing })
     }
 }

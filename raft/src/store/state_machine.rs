@@ -13,6 +13,7 @@ use super::keys::{
     SM_META, SM_TABLES, SNAPSHOTTED, T_JOBS, T_PENDING, T_SM_META, decode, derived_entries, encode,
 };
 use super::log_store::CommittedHint;
+use super::reclaim::{Reclaimer, unlink_all};
 use super::snapshot::{self, SnapshotFile, SnapshotWriter};
 use super::tx_state::{TxState, open_tables};
 use super::{BulkLoad, SnapshotPacing, StoreError, commit, sync_dir};
@@ -48,6 +49,8 @@ struct Inner {
     committed: CommittedHint,
     /// When the oldest apply not yet synced was committed; `None` when all are synced.
     unsynced_since: Mutex<Option<Instant>>,
+    /// Deletes stale snapshot files (hundreds of MB at a million jobs) off the build's path.
+    reclaimer: Arc<Reclaimer>,
 }
 
 /// The longest an applied batch stays unsynced while applies go on: what a crash can roll the
@@ -86,6 +89,16 @@ fn snapshot_err(e: impl ToString) -> StorageError {
     StorageIOError::write_snapshot(None, openraft::AnyError::error(e.to_string())).into()
 }
 
+/// How the name of a snapshot being received starts.
+const INCOMING: &str = "incoming-";
+
+/// Whether a cleanup of the snapshot directory deletes snapshots being received.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Receiving {
+    Keep,
+    Delete,
+}
+
 fn snapshot_path(dir: &Path, snapshot_id: &str) -> PathBuf {
     dir.join(format!("{snapshot_id}.snap"))
 }
@@ -102,6 +115,7 @@ impl StateMachine {
         snapshot_dir: PathBuf,
         pacing: Arc<SnapshotPacing>,
         committed: CommittedHint,
+        reclaimer: Arc<Reclaimer>,
     ) -> Result<Self, StoreError> {
         let sm = StateMachine {
             inner: Arc::new(Inner {
@@ -113,6 +127,7 @@ impl StateMachine {
                 pacing,
                 committed,
                 unsynced_since: Mutex::new(None),
+                reclaimer,
             }),
         };
         let installing = super::get::<()>(&sm.inner.db, SM_META, INSTALLING)
@@ -130,7 +145,7 @@ impl StateMachine {
             sm.load_snapshot_blocking(&meta, &path)?;
         }
         sm.rebuild_derived_if_stale()?;
-        sm.remove_stale_files(None);
+        sm.remove_stale_files(None, Receiving::Delete);
         if let Ok(Some(meta)) = sm.current_snapshot_meta() {
             let path = snapshot_path(&sm.inner.snapshot_dir, &meta.snapshot_id);
             sm.inner.pacing.snapshot_is(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
@@ -182,17 +197,22 @@ impl StateMachine {
         Ok(current.map(|c| c.meta))
     }
 
-    /// Deletes snapshot files other than `keep` (and any partial file).
-    fn remove_stale_files(&self, keep: Option<&Path>) {
+    /// Deletes snapshot files other than `keep` (and any partial file), on the reclaimer's
+    /// thread: no record names them, and any left by a crash go at the next open or build. With
+    /// `receiving`, a snapshot being received from the leader is left alone.
+    fn remove_stale_files(&self, keep: Option<&Path>, receiving: Receiving) {
         let keep = keep.map(Path::to_path_buf).or_else(|| {
             self.current_snapshot_meta().ok().flatten().map(|m| snapshot_path(&self.inner.snapshot_dir, &m.snapshot_id))
         });
         let Ok(dir) = std::fs::read_dir(&self.inner.snapshot_dir) else { return };
-        for entry in dir.flatten() {
-            let path = entry.path();
-            if Some(&path) != keep.as_ref() {
-                let _ = std::fs::remove_file(&path);
-            }
+        let incoming = |path: &Path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(INCOMING));
+        let stale: Vec<PathBuf> = dir
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| Some(path) != keep.as_ref() && !(receiving == Receiving::Keep && incoming(path)))
+            .collect();
+        if !stale.is_empty() {
+            self.inner.reclaimer.run(move || unlink_all(stale));
         }
     }
 
@@ -344,7 +364,8 @@ impl StateMachine {
         // Durable, and with it every apply batch before it, so the state machine on disk is at
         // least at the snapshot before openraft purges the log the snapshot covers.
         super::put_durably(&self.inner.db, SM_META, CURRENT_SNAPSHOT, &current).map_err(snapshot_err)?;
-        self.remove_stale_files(Some(path));
+        // A follower may be receiving a snapshot from the leader meanwhile.
+        self.remove_stale_files(Some(path), Receiving::Keep);
         Ok(())
     }
 
@@ -517,7 +538,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
-        let path = self.inner.snapshot_dir.join(format!("incoming-{}.part", unique_suffix()));
+        let path = self.inner.snapshot_dir.join(format!("{INCOMING}{}.part", unique_suffix()));
         Ok(Box::new(SnapshotFile::create(path).await.map_err(snapshot_err)?))
     }
 
@@ -536,7 +557,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             sm.load_snapshot_blocking(&meta, &path).map_err(snapshot_err)?;
             sm.inner.pacing.snapshot_started();
             sm.inner.pacing.snapshot_is(std::fs::metadata(&path).map_err(snapshot_err)?.len());
-            sm.remove_stale_files(Some(&path));
+            sm.remove_stale_files(Some(&path), Receiving::Delete);
             tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
             Ok(())
         })

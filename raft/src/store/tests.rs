@@ -820,3 +820,57 @@ async fn a_pending_job_of_the_layout_before_keeps_its_manifest_when_rewritten() 
     assert_eq!(reader.job("a-1").unwrap().as_ref(), Some(&want));
     assert_eq!(reader.pending_dispatch().unwrap(), vec![want]);
 }
+
+/// openraft's core waits for a purge, so the purge only hides the entries; the reclaimer then
+/// persists the bound and deletes the segments behind it. Once the node has stopped, both are
+/// done: the reopened store reports the bound and the files are gone.
+#[tokio::test]
+async fn a_snapshot_lets_the_log_behind_it_go_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions { log_segment_bytes: 4096, ..StoreOptions::default() };
+    let store = Store::open(dir.path(), &options).expect("open");
+    let network = crate::NetworkFactory::new(1, crate::ClusterSecret::new("test"), None);
+    let settings = crate::RaftSettings { logs_kept_after_snapshot: 0, ..crate::RaftSettings::default() };
+    let raft = crate::RaftNode::start(1, store, network, &settings).await.expect("raft starts");
+    let me = crate::NodeInfo { raft_addr: "127.0.0.1:1".into(), api_addr: "127.0.0.1:2".into() };
+    raft.initialize(BTreeMap::from([(1, me)])).await.expect("initialized");
+    for i in 0..400u32 {
+        let cmd = Command::SetCluster { id: format!("cluster-{i}"), weight: Some(i), cordoned: None };
+        raft.write(cmd).await.expect("acknowledged");
+    }
+    let log_dir = dir.path().join("raft-log");
+    let files = |suffix: &str| -> usize {
+        std::fs::read_dir(&log_dir)
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+            .count()
+    };
+    let segments_before = files(".wal");
+    assert!(segments_before > 3, "{segments_before} segments");
+    raft.trigger_snapshot().await.expect("snapshot");
+    let applied = raft.last_applied_index().expect("applied");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while raft.status().purged_index < Some(applied) {
+        assert!(tokio::time::Instant::now() < deadline, "the log was not purged: {:?}", raft.status());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    raft.shutdown().await;
+    drop(raft);
+
+    // The database is free once every handle, the reclaimer's among them, is gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut store = loop {
+        match Store::open(dir.path(), &options) {
+            Ok(store) => break store,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "reopen: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let state = store.log.get_log_state().await.unwrap();
+    assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(applied), "the bound was persisted");
+    assert_eq!(files(".wal"), 1, "only the active segment is left of {segments_before}");
+    assert_eq!(files(".deleting"), 0);
+    let cluster = store.reader.clusters().expect("readable").remove("cluster-399").expect("the last write");
+    assert_eq!(cluster.weight, Some(399));
+}

@@ -15,10 +15,12 @@
 //! Durability: [`Wal::append`] writes; the caller syncs the returned file before acknowledging.
 //! Creating a segment syncs the directory. [`Wal::truncate`] deletes later segments newest first,
 //! then cuts the file, syncing both before it returns, so a crash never leaves a gap or brings
-//! removed records back. Recovery reads every segment: a record cut short or failing its CRC in
-//! the last segment is an append a crash interrupted before its sync (never acknowledged), and
-//! the segment is cut there; anywhere else it is corruption, and the open fails naming the file
-//! and offset.
+//! removed records back. [`Wal::purge`] only lets go of whole segments: the caller persists the
+//! bound, then [`retire`]s their files and deletes them in the background, so a crash leaves
+//! each one whole under its name or under a name the open deletes. Recovery reads every
+//! segment: a record cut short or failing its CRC in the last segment is an append a crash
+//! interrupted before its sync (never acknowledged), and the segment is cut there; anywhere
+//! else it is corruption, and the open fails naming the file and offset.
 //!
 //! Preallocation: a new segment is, when one is ready, a file of `segment_bytes` zeros written
 //! and synced in the background beforehand ([`SPARE`]), renamed into place. Appending into a
@@ -40,6 +42,8 @@ use super::StoreError;
 
 const HEADER: u64 = 16;
 const SUFFIX: &str = ".wal";
+/// A purged segment being deleted is renamed to its name + `DELETING` first (see [`retire`]).
+const DELETING: &str = ".deleting";
 /// A preallocated segment waiting to become the next one; a partial one is `SPARE` + `.part`.
 const SPARE: &str = "spare-segment";
 /// Zeros are written to a spare in chunks of this size, each synced before the next, so the
@@ -174,6 +178,34 @@ fn write_spare(dir: &Path, bytes: u64) -> io::Result<PathBuf> {
     Ok(ready)
 }
 
+/// Renames purged segment files (from [`Wal::purge`], their bound persisted) to names
+/// [`Wal::open`] deletes, durably, and returns the new names: a file is then deleted a few MiB
+/// at a time, and a crash half-way through leaves a cut file that the open must not take for
+/// a damaged segment.
+pub(crate) fn retire(files: Vec<PathBuf>) -> io::Result<Vec<PathBuf>> {
+    let mut retired = Vec::with_capacity(files.len());
+    let mut dirs = Vec::new();
+    for path in files {
+        let mut name = path.clone().into_os_string();
+        name.push(DELETING);
+        let to = PathBuf::from(name);
+        match std::fs::rename(&path, &to) {
+            Ok(()) => retired.push(to),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+        if let Some(dir) = path.parent()
+            && !dirs.iter().any(|d: &PathBuf| d == dir)
+        {
+            dirs.push(dir.to_path_buf());
+        }
+    }
+    for dir in dirs {
+        sync_dir(&dir)?;
+    }
+    Ok(retired)
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
@@ -206,8 +238,14 @@ impl Wal {
             }
             segments.push(segment);
         }
-        // A spare that was still being written when the node stopped is of no use.
+        // A spare that was still being written when the node stopped is of no use, nor is a
+        // purged segment whose deletion it interrupted.
         let _ = std::fs::remove_file(dir.join(format!("{SPARE}.part")));
+        for item in std::fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+            if item.file_name().to_string_lossy().ends_with(DELETING) {
+                let _ = std::fs::remove_file(item.path());
+            }
+        }
         let mut wal = Wal { dir: dir.to_path_buf(), segment_bytes, segments, purged, spare: Spare::None };
         wal.prepare_spare();
         Ok(wal)
@@ -419,15 +457,17 @@ impl Wal {
         Ok(())
     }
 
-    /// Marks every record at or below `index` purged and deletes the segments holding only such
-    /// records, the active one excepted. The caller has persisted `index` first.
-    pub(crate) fn purge(&mut self, index: u64) -> io::Result<()> {
+    /// Marks every record at or below `index` purged and lets go of the segments holding only
+    /// such records, the active one excepted; returns their files. The caller persists `index`
+    /// and then deletes them (see [`retire`]): until then a restart finds them whole, behind
+    /// the bound it persisted last.
+    pub(crate) fn purge(&mut self, index: u64) -> Vec<PathBuf> {
         self.purged = self.purged.max(Some(index));
+        let mut files = Vec::new();
         while self.segments.len() > 1 && self.segments[0].last().is_none_or(|last| last <= index) {
-            let s = self.segments.remove(0);
-            std::fs::remove_file(&s.path)?;
+            files.push(self.segments.remove(0).path);
         }
-        Ok(())
+        files
     }
 
     /// Deletes every segment (a migration that must start over). Blocking.

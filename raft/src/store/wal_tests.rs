@@ -25,6 +25,14 @@ fn filled(dir: &Path, batches: u64) -> Wal {
     wal
 }
 
+/// Purges up to `index` and deletes the segments let go, as the log store does once it has
+/// persisted the bound.
+fn purge(wal: &mut Wal, index: u64) {
+    for file in retire(wal.purge(index)).expect("retire") {
+        std::fs::remove_file(file).expect("delete");
+    }
+}
+
 fn read_all(wal: &Wal, from: u64, to: u64) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     for span in wal.spans(from, to) {
@@ -145,7 +153,7 @@ fn a_purge_deletes_whole_segments_and_hides_what_it_covers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut wal = filled(dir.path(), 12);
     let files_before = segment_files(dir.path()).len();
-    wal.purge(40).expect("purge");
+    purge(&mut wal, 40);
     assert!(segment_files(dir.path()).len() < files_before, "segments wholly below 41 are deleted");
     assert_eq!(read_all(&wal, 0, u64::MAX), expected(41..=60, 1));
     drop(wal);
@@ -154,13 +162,38 @@ fn a_purge_deletes_whole_segments_and_hides_what_it_covers() {
     assert_eq!(read_all(&wal, 0, u64::MAX), expected(41..=60, 1));
 
     // A snapshot install purges past the end of the log; the next append follows the bound.
-    wal.purge(100).expect("purge past the end");
+    purge(&mut wal, 100);
     assert_eq!(wal.last_index(), None);
     append(&mut wal, 101..=103, 2);
     drop(wal);
     let wal = Wal::open(dir.path(), SMALL, Some(100)).expect("reopen");
     assert_eq!(wal.last_index(), Some(103));
     assert_eq!(read_all(&wal, 0, u64::MAX), expected(101..=103, 2));
+}
+
+#[test]
+fn a_purged_segment_cut_short_by_a_crash_while_it_was_deleted_is_removed_on_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = filled(dir.path(), 12);
+    let let_go = wal.purge(40);
+    assert!(!let_go.is_empty());
+    assert_eq!(read_all(&wal, 0, u64::MAX), expected(41..=60, 1), "purged records are hidden at once");
+    // Until the bound is persisted the files stay whole, so a restart behind the old bound
+    // reads every record.
+    drop(wal);
+    let wal = Wal::open(dir.path(), SMALL, None).expect("reopen behind the old bound");
+    assert_eq!(read_all(&wal, 0, u64::MAX), expected(1..=60, 1));
+    drop(wal);
+
+    // With the bound persisted: renamed, then the crash came half-way through cutting one.
+    let retired = retire(let_go).expect("retire");
+    let half = std::fs::metadata(&retired[0]).expect("stat").len() / 2 + 3;
+    std::fs::OpenOptions::new().write(true).open(&retired[0]).expect("open").set_len(half).expect("cut");
+    let wal = Wal::open(dir.path(), SMALL, Some(40)).expect("a half-deleted segment does not fail the open");
+    assert_eq!(read_all(&wal, 0, u64::MAX), expected(41..=60, 1));
+    for file in &retired {
+        assert!(!file.exists(), "{} is deleted on open", file.display());
+    }
 }
 
 #[test]
@@ -256,8 +289,8 @@ fn bytes_after_the_zeros_of_an_earlier_segment_fail_the_open() {
     append(&mut wal, 1..=5, 1);
     // A snapshot install purges past the end; the next record starts a second segment, so the
     // first keeps its zeros.
-    wal.purge(3).expect("purge");
-    wal.purge(20).expect("purge past the end");
+    purge(&mut wal, 3);
+    purge(&mut wal, 20);
     append(&mut wal, 21..=22, 1);
     drop(wal);
     let first = segment_files(dir.path()).remove(0);
