@@ -69,17 +69,26 @@ impl AsyncSeek for SnapshotFile {
     }
 }
 
+/// A snapshot being written is synced every this many bytes rather than once at its end. A
+/// whole file's writeback at once (tens of MB at 100,000 jobs, on every node at the same
+/// moment) queues ahead of every other sync on the disk: a 100 MiB file's `fsync` held a
+/// 4 KiB append's `fdatasync` for 120-130 ms, the same file synced every MiB for at most 34
+/// (RocksDB's `bytes_per_sync` does the same for its files).
+const SYNC_EVERY_BYTES: u64 = 1 << 20;
+
 /// Writes a snapshot file (blocking).
 pub(crate) struct SnapshotWriter {
     out: BufWriter<std::fs::File>,
     count: u64,
+    /// Bytes written since the file was last synced.
+    unsynced: u64,
 }
 
 impl SnapshotWriter {
     pub(crate) fn create(path: &Path) -> io::Result<SnapshotWriter> {
         let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
         out.write_all(MAGIC)?;
-        Ok(SnapshotWriter { out, count: 0 })
+        Ok(SnapshotWriter { out, count: 0, unsynced: MAGIC.len() as u64 })
     }
 
     pub(crate) fn record(&mut self, tree: u8, key: &[u8], value: &[u8]) -> io::Result<()> {
@@ -90,6 +99,12 @@ impl SnapshotWriter {
         self.out.write_all(&(value.len() as u32).to_le_bytes())?;
         self.out.write_all(value)?;
         self.count += 1;
+        self.unsynced += 9 + key.len() as u64 + value.len() as u64;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.out.flush()?;
+            self.out.get_ref().sync_data()?;
+            self.unsynced = 0;
+        }
         Ok(())
     }
 
