@@ -1,5 +1,5 @@
-//! Giving disk space back without stalling the node: purged log segments are deleted on a
-//! thread of their own, a few MiB at a time, and stale snapshot files on the same thread.
+//! Giving disk space back without stalling the node: purged log segments and stale snapshot
+//! files are deleted on a thread of their own, a few MiB at a time.
 //!
 //! Every node builds a snapshot at about the same moment (they append the same log), and then
 //! deletes the last snapshot file and the log segments the new one covers: tens of MB each at
@@ -11,10 +11,10 @@
 //! segments holding the log's lock: each node's Raft stopped for the whole deletion (23 to
 //! 102 ms per build, measured on the bench's nodes), appends and all.
 //!
-//! A stale snapshot file is unlinked whole rather than cut: openraft may still be sending it to
-//! a follower from an open handle, which an unlink leaves readable and a cut would tear. (Log
-//! segments are never read once purged: openraft postpones a purge while a replication reads
-//! the entries it covers.)
+//! A stale snapshot file that openraft is still sending to a follower is unlinked whole
+//! instead, which leaves the open handle readable where a cut would tear the transfer (see
+//! `snapshot::SnapshotReaders`). Log segments are never read once purged: openraft postpones a
+//! purge while a replication reads the entries it covers.
 //!
 //! [`Reclaimer::run`] queues a job; the jobs run one after another, in order, and dropping the
 //! last handle waits for the queue to empty, so that a store reopened in the same process
@@ -108,18 +108,6 @@ pub(crate) fn delete_gradually(path: &Path) -> std::io::Result<()> {
 pub(crate) fn delete_all_gradually(paths: Vec<PathBuf>) {
     for path in paths {
         if let Err(e) = delete_gradually(&path) {
-            tracing::warn!(path = %path.display(), error = %e, "deleting a file failed");
-        }
-    }
-}
-
-/// Unlinks each of `paths` at once, logging what fails: for files that may still be open for
-/// reading, which an unlink leaves whole to the reader and a cut would not.
-pub(crate) fn unlink_all(paths: Vec<PathBuf>) {
-    for path in paths {
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
             tracing::warn!(path = %path.display(), error = %e, "deleting a file failed");
         }
     }

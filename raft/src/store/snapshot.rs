@@ -4,9 +4,11 @@
 //! [value]`, then the end marker `[0xFF][record count u64 LE]`. A file without a matching end
 //! marker is refused, so a torn transfer or write is never installed.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
@@ -20,25 +22,97 @@ const END: u8 = 0xFF;
 pub struct SnapshotFile {
     file: tokio::fs::File,
     path: PathBuf,
+    /// Registers an opened file as being read for as long as it is open.
+    _reading: Option<Reading>,
 }
 
 impl SnapshotFile {
     pub(crate) async fn create(path: PathBuf) -> io::Result<SnapshotFile> {
         let file = tokio::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).await?;
-        Ok(SnapshotFile { file, path })
+        Ok(SnapshotFile { file, path, _reading: None })
     }
 
-    pub(crate) async fn open(path: PathBuf) -> io::Result<SnapshotFile> {
+    /// Opens the snapshot at `path` for reading (openraft sends it to a follower from here),
+    /// unless `readers` says it is being deleted.
+    pub(crate) async fn open(path: PathBuf, readers: &Arc<SnapshotReaders>) -> io::Result<SnapshotFile> {
+        let reading = readers.start_reading(&path)?;
         let file = tokio::fs::OpenOptions::new().read(true).open(&path).await?;
-        Ok(SnapshotFile { file, path })
+        Ok(SnapshotFile { file, path, _reading: Some(reading) })
     }
 
     /// Flushes, fsyncs and closes the file; returns its path.
     pub(crate) async fn finish(self) -> io::Result<PathBuf> {
-        let SnapshotFile { mut file, path } = self;
+        let SnapshotFile { mut file, path, .. } = self;
         tokio::io::AsyncWriteExt::flush(&mut file).await?;
         file.sync_all().await?;
         Ok(path)
+    }
+}
+
+/// The snapshot files open for reading, and those being deleted. A stale file is cut down a few
+/// MiB at a time (see `reclaim.rs`) only when no one reads it: openraft may still be sending it
+/// to a follower, and a cut would tear the transfer, where an unlink leaves an open file whole.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotReaders {
+    state: Mutex<Readers>,
+}
+
+#[derive(Debug, Default)]
+struct Readers {
+    open: HashMap<PathBuf, usize>,
+    deleting: HashSet<PathBuf>,
+}
+
+impl SnapshotReaders {
+    fn state(&self) -> std::sync::MutexGuard<'_, Readers> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn start_reading(self: &Arc<Self>, path: &Path) -> io::Result<Reading> {
+        let mut state = self.state();
+        if state.deleting.contains(path) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{} is being deleted", path.display())));
+        }
+        *state.open.entry(path.to_path_buf()).or_default() += 1;
+        Ok(Reading { readers: self.clone(), path: path.to_path_buf() })
+    }
+
+    /// Deletes the file at `path`: cut down gradually when no one reads it (and no one may
+    /// open it meanwhile), unlinked at once otherwise. A file already gone is not an error.
+    pub(crate) fn delete(&self, path: &Path) -> io::Result<()> {
+        {
+            let mut state = self.state();
+            if state.open.contains_key(path) {
+                drop(state);
+                return std::fs::remove_file(path).or_else(|e| match e.kind() {
+                    io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                });
+            }
+            state.deleting.insert(path.to_path_buf());
+        }
+        let deleted = super::reclaim::delete_gradually(path);
+        self.state().deleting.remove(path);
+        deleted
+    }
+}
+
+/// A snapshot file open for reading; see [`SnapshotReaders`].
+#[derive(Debug)]
+struct Reading {
+    readers: Arc<SnapshotReaders>,
+    path: PathBuf,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let mut state = self.readers.state();
+        if let Some(n) = state.open.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                state.open.remove(&self.path);
+            }
+        }
     }
 }
 
@@ -159,4 +233,32 @@ fn read_chunk(input: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
     input.read_exact(&mut buf)?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// openraft may still be sending a snapshot when a newer one makes it stale: deleting it
+    /// then leaves the transfer whole, and a file no one reads is deleted all the same.
+    #[tokio::test]
+    async fn a_stale_snapshot_being_sent_stays_whole_to_its_reader() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (sent, idle) = (dir.path().join("sent.snap"), dir.path().join("idle.snap"));
+        let bytes: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&sent, &bytes).expect("write");
+        std::fs::write(&idle, &bytes).expect("write");
+        let readers = Arc::new(SnapshotReaders::default());
+
+        let mut file = SnapshotFile::open(sent.clone(), &readers).await.expect("open");
+        readers.delete(&sent).expect("delete the file being sent");
+        readers.delete(&idle).expect("delete the idle file");
+        assert!(!sent.exists() && !idle.exists());
+        let mut read = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut file, &mut read).await.expect("read");
+        assert!(read == bytes, "the reader got {} of {} bytes, or other bytes", read.len(), bytes.len());
+        drop(file);
+        assert!(readers.state().open.is_empty() && readers.state().deleting.is_empty());
+        assert!(SnapshotFile::open(sent, &readers).await.is_err(), "a deleted snapshot cannot be opened");
+    }
 }

@@ -13,8 +13,8 @@ use super::keys::{
     SM_META, SM_TABLES, SNAPSHOTTED, T_JOBS, T_PENDING, T_SM_META, decode, derived_entries, encode,
 };
 use super::log_store::CommittedHint;
-use super::reclaim::{Reclaimer, unlink_all};
-use super::snapshot::{self, SnapshotFile, SnapshotWriter};
+use super::reclaim::Reclaimer;
+use super::snapshot::{self, SnapshotFile, SnapshotReaders, SnapshotWriter};
 use super::tx_state::{TxState, open_tables};
 use super::{BulkLoad, SnapshotPacing, StoreError, commit, sync_dir};
 use crate::model::{self, Response};
@@ -51,6 +51,8 @@ struct Inner {
     unsynced_since: Mutex<Option<Instant>>,
     /// Deletes stale snapshot files (hundreds of MB at a million jobs) off the build's path.
     reclaimer: Arc<Reclaimer>,
+    /// The snapshot files open for reading, which a deletion must not cut.
+    readers: Arc<SnapshotReaders>,
 }
 
 /// The longest an applied batch stays unsynced while applies go on: what a crash can roll the
@@ -128,6 +130,7 @@ impl StateMachine {
                 committed,
                 unsynced_since: Mutex::new(None),
                 reclaimer,
+                readers: Arc::default(),
             }),
         };
         let installing = super::get::<()>(&sm.inner.db, SM_META, INSTALLING)
@@ -212,7 +215,14 @@ impl StateMachine {
             .filter(|path| Some(path) != keep.as_ref() && !(receiving == Receiving::Keep && incoming(path)))
             .collect();
         if !stale.is_empty() {
-            self.inner.reclaimer.run(move || unlink_all(stale));
+            let readers = self.inner.readers.clone();
+            self.inner.reclaimer.run(move || {
+                for path in stale {
+                    if let Err(e) = readers.delete(&path) {
+                        tracing::warn!(path = %path.display(), error = %e, "deleting a stale snapshot failed");
+                    }
+                }
+            });
         }
     }
 
@@ -501,7 +511,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             paused_ms = paused.as_millis() as u64,
             "built snapshot"
         );
-        let file = SnapshotFile::open(path).await.map_err(snapshot_err)?;
+        let file = SnapshotFile::open(path, &self.inner.readers).await.map_err(snapshot_err)?;
         Ok(Snapshot { meta, snapshot: Box::new(file) })
     }
 }
@@ -567,7 +577,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let Some(meta) = self.current_snapshot_meta()? else { return Ok(None) };
         let path = snapshot_path(&self.inner.snapshot_dir, &meta.snapshot_id);
-        let file = SnapshotFile::open(path).await.map_err(snapshot_err)?;
+        let file = SnapshotFile::open(path, &self.inner.readers).await.map_err(snapshot_err)?;
         Ok(Some(Snapshot { meta, snapshot: Box::new(file) }))
     }
 }

@@ -493,7 +493,7 @@ async fn a_snapshot_is_the_state_it_began_reading_whatever_applies_follow() {
     assert_eq!(meta.last_log_id.map(|l| l.index), Some(400));
     assert_same_state(&mem, &reader);
 
-    let file = SnapshotFile::open(path).await.unwrap();
+    let file = SnapshotFile::open(path, &Arc::default()).await.unwrap();
     let mut snapshot = crate::typ::Snapshot { meta, snapshot: Box::new(file) };
     let (_dst_dir, dst) = installed(&mut snapshot).await;
     assert_same_state(&at_read, &dst.reader);
