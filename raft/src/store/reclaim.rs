@@ -89,19 +89,26 @@ impl Drop for Reclaimer {
 /// sure that nothing reads the file any more and that a crash half-way leaves nothing that
 /// a restart would take for data (a name it ignores, or a file it deletes anyway).
 pub(crate) fn delete_gradually(path: &Path) -> std::io::Result<()> {
-    let gone = |e: std::io::Error| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) };
-    match std::fs::OpenOptions::new().write(true).open(path) {
-        Ok(file) => {
-            let mut len = file.metadata()?.len();
-            while len > STEP_BYTES {
-                len -= STEP_BYTES;
-                file.set_len(len)?;
-                std::thread::sleep(STEP_PAUSE);
-            }
-        }
-        Err(e) => return gone(e),
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut len = file.metadata()?.len();
+    while len > STEP_BYTES {
+        len -= STEP_BYTES;
+        file.set_len(len)?;
+        std::thread::sleep(STEP_PAUSE);
     }
-    std::fs::remove_file(path).or_else(gone)
+    unlink(path)
+}
+
+/// Unlinks the file at `path`; a file already gone is not an error.
+pub(crate) fn unlink(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Deletes each of `paths` with [`delete_gradually`], logging what fails.

@@ -84,10 +84,7 @@ impl SnapshotReaders {
             let mut state = self.state();
             if state.open.contains_key(path) {
                 drop(state);
-                return std::fs::remove_file(path).or_else(|e| match e.kind() {
-                    io::ErrorKind::NotFound => Ok(()),
-                    _ => Err(e),
-                });
+                return super::reclaim::unlink(path);
             }
             state.deleting.insert(path.to_path_buf());
         }

@@ -184,7 +184,6 @@ fn write_spare(dir: &Path, bytes: u64) -> io::Result<PathBuf> {
 /// a damaged segment.
 pub(crate) fn retire(files: Vec<PathBuf>) -> io::Result<Vec<PathBuf>> {
     let mut retired = Vec::with_capacity(files.len());
-    let mut dirs = Vec::new();
     for path in files {
         let mut name = path.clone().into_os_string();
         name.push(DELETING);
@@ -194,14 +193,10 @@ pub(crate) fn retire(files: Vec<PathBuf>) -> io::Result<Vec<PathBuf>> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
-        if let Some(dir) = path.parent()
-            && !dirs.iter().any(|d: &PathBuf| d == dir)
-        {
-            dirs.push(dir.to_path_buf());
-        }
     }
-    for dir in dirs {
-        sync_dir(&dir)?;
+    // The segments of one log share its directory.
+    if let Some(dir) = retired.first().and_then(|path| path.parent()) {
+        sync_dir(dir)?;
     }
     Ok(retired)
 }
@@ -217,10 +212,14 @@ impl Wal {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut firsts = Vec::new();
         for item in std::fs::read_dir(dir).map_err(io_err(dir))? {
-            let name = item.map_err(io_err(dir))?.file_name();
+            let item = item.map_err(io_err(dir))?;
+            let name = item.file_name();
             let name = name.to_string_lossy();
             if let Some(first) = name.strip_suffix(SUFFIX).and_then(|n| n.parse::<u64>().ok()) {
                 firsts.push(first);
+            } else if name.ends_with(DELETING) {
+                // A purged segment whose deletion the stop interrupted.
+                let _ = std::fs::remove_file(item.path());
             }
         }
         firsts.sort_unstable();
@@ -238,14 +237,8 @@ impl Wal {
             }
             segments.push(segment);
         }
-        // A spare that was still being written when the node stopped is of no use, nor is a
-        // purged segment whose deletion it interrupted.
+        // A spare that was still being written when the node stopped is of no use.
         let _ = std::fs::remove_file(dir.join(format!("{SPARE}.part")));
-        for item in std::fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
-            if item.file_name().to_string_lossy().ends_with(DELETING) {
-                let _ = std::fs::remove_file(item.path());
-            }
-        }
         let mut wal = Wal { dir: dir.to_path_buf(), segment_bytes, segments, purged, spare: Spare::None };
         wal.prepare_spare();
         Ok(wal)
