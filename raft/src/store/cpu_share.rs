@@ -17,6 +17,12 @@
 //! under load at least what the scheduler gives any one thread, up to the same share: a
 //! ceiling and a floor. Credit is not carried from one window to the next, so a build that
 //! was starved for a while does not then take a whole core to catch up.
+//!
+//! A [`Spread`] adds a second limit, on wall time rather than CPU: work counted in units is
+//! held back until each unit is due on a straight line from the start to a budget, in short
+//! pauses. A build after the first is spread over a share of the time between builds
+//! (`state_machine::build_spread`), so that a small state's build, a tenth of a second of CPU,
+//! reaches the CPU and the disk a little at a time instead of in one burst on every node.
 
 use std::time::{Duration, Instant};
 
@@ -42,9 +48,32 @@ pub(crate) fn pause_after(cpu: Duration, wall: Duration, share: f64) -> Duration
 
 /// The pace of one thread: created on it, [`CpuShare::pace`] called by it between units of
 /// work (often enough that a unit is short against [`WINDOW`]).
+/// Work spread over a length of time: `total` units, the `done`-th not before
+/// `budget × done / total` has passed since the pace started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Spread {
+    pub(crate) budget: Duration,
+    pub(crate) total: u64,
+}
+
+/// The shortest pause a spread takes: shorter ones cost more in wake-ups than they smooth.
+pub(crate) const MIN_SPREAD_PAUSE: Duration = Duration::from_millis(5);
+
+/// How long to sleep, `elapsed` into a spread, before doing unit `done`: the time until it is
+/// due, or zero when it is late.
+pub(crate) fn spread_pause(done: u64, spread: Spread, elapsed: Duration) -> Duration {
+    if spread.total == 0 {
+        return Duration::ZERO;
+    }
+    let due = spread.budget.mul_f64(done.min(spread.total) as f64 / spread.total as f64);
+    due.saturating_sub(elapsed)
+}
+
 #[derive(Debug)]
 pub(crate) struct CpuShare {
     share: f64,
+    started: Instant,
+    spread: Option<Spread>,
     window_wall: Instant,
     window_cpu: Duration,
     /// For the thread's log line: its CPU clock when the pace started, and the time paused.
@@ -57,7 +86,40 @@ impl CpuShare {
     pub(crate) fn start(share: f64) -> Self {
         assert!(share > 0.0 && share <= 1.0, "a CPU share is in (0, 1], not {share}");
         let cpu = thread_cpu_time();
-        CpuShare { share, window_wall: Instant::now(), window_cpu: cpu, cpu_at_start: cpu, paused: Duration::ZERO }
+        let now = Instant::now();
+        CpuShare {
+            share,
+            started: now,
+            spread: None,
+            window_wall: now,
+            window_cpu: cpu,
+            cpu_at_start: cpu,
+            paused: Duration::ZERO,
+        }
+    }
+
+    /// Spreads the work over `spread.budget` from the start of the pace, as well as holding it
+    /// to the share: see [`CpuShare::pace_at`].
+    pub(crate) fn spread(&mut self, spread: Spread) {
+        self.spread = Some(spread);
+    }
+
+    /// As [`CpuShare::pace`], and with a [`Spread`], first sleeps until unit `done` is due if
+    /// that is at least [`MIN_SPREAD_PAUSE`] away. Short pauses between small pieces of work
+    /// rather than long ones between windows: the work reaches the CPU and the disk a little
+    /// at a time.
+    pub(crate) fn pace_at(&mut self, done: u64) {
+        if let Some(spread) = self.spread {
+            let pause = spread_pause(done, spread, self.started.elapsed());
+            if pause >= MIN_SPREAD_PAUSE {
+                std::thread::sleep(pause);
+                self.paused += pause;
+                self.window_wall = Instant::now();
+                self.window_cpu = thread_cpu_time();
+                return;
+            }
+        }
+        self.pace();
     }
 
     /// Sleeps if the current window's CPU time has reached [`WINDOW`] and is above the share of
@@ -95,5 +157,18 @@ mod tests {
         assert_eq!(pause_after(ms(20), ms(200), 0.25), Duration::ZERO);
         assert_eq!(pause_after(ms(30), ms(50), 0.5), ms(10));
         assert_eq!(pause_after(ms(20), ms(20), 1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn spread_work_waits_for_its_share_of_the_budget() {
+        let ms = Duration::from_millis;
+        let spread = Spread { budget: ms(4000), total: 1000 };
+        // A quarter done 200 ms in: due at 1 s.
+        assert_eq!(spread_pause(250, spread, ms(200)), ms(800));
+        // Late: no pause, and no credit taken from later units.
+        assert_eq!(spread_pause(250, spread, ms(1500)), Duration::ZERO);
+        // Past the count: due at the budget, no later.
+        assert_eq!(spread_pause(1500, spread, ms(3000)), ms(1000));
+        assert_eq!(spread_pause(10, Spread { budget: ms(4000), total: 0 }, ms(0)), Duration::ZERO);
     }
 }

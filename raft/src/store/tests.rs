@@ -372,6 +372,14 @@ async fn an_import_cut_short_by_a_crash_is_redone_from_sled() {
     assert_eq!(state_machine.applied_state().await.unwrap().0.map(|l| l.index), Some(300));
 }
 
+#[test]
+fn a_build_is_spread_over_a_quarter_of_the_time_since_the_last_up_to_a_cap() {
+    use std::time::Duration;
+    assert_eq!(state_machine::build_spread(None), None, "the first build after a start is not spread");
+    assert_eq!(state_machine::build_spread(Some(Duration::from_secs(8))), Some(Duration::from_secs(2)));
+    assert_eq!(state_machine::build_spread(Some(Duration::from_secs(600))), Some(state_machine::MAX_BUILD_SPREAD));
+}
+
 #[tokio::test]
 async fn a_snapshot_build_uses_no_more_than_its_share_of_a_core() {
     use super::cpu_share::{SNAPSHOT_BUILD_SHARE, WINDOW, thread_cpu_time};
@@ -484,8 +492,10 @@ async fn a_snapshot_is_the_state_it_began_reading_whatever_applies_follow() {
     apply_random_from(&mut state_machine, &mut mem, 32, 400, 800, |_, _| {}).await;
     assert_ne!(mem, at_read, "the later applies changed the state");
     let sm = state_machine.clone();
+    // Spread, as builds after the first are: the pauses change when it reads, not what.
+    let spread = Some(std::time::Duration::from_millis(200));
     let (meta, path, _) = state_machine::in_background(move |pace| {
-        let (meta, path, records) = sm.write_snapshot_file_blocking(read, pace)?;
+        let (meta, path, records) = sm.write_snapshot_file_blocking(read, pace, spread)?;
         sm.record_snapshot_blocking(&meta, &path).map(|()| (meta, path, records))
     })
     .await
