@@ -46,11 +46,9 @@ pub(crate) fn pause_after(cpu: Duration, wall: Duration, share: f64) -> Duration
     cpu.div_f64(share).saturating_sub(wall)
 }
 
-/// The pace of one thread: created on it, [`CpuShare::pace`] called by it between units of
-/// work (often enough that a unit is short against [`WINDOW`]).
 /// Work spread over a length of time: `total` units, the `done`-th not before
 /// `budget × done / total` has passed since the pace started.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Spread {
     pub(crate) budget: Duration,
     pub(crate) total: u64,
@@ -69,6 +67,8 @@ pub(crate) fn spread_pause(done: u64, spread: Spread, elapsed: Duration) -> Dura
     due.saturating_sub(elapsed)
 }
 
+/// The pace of one thread: created on it, [`CpuShare::pace`] called by it between units of
+/// work (often enough that a unit is short against [`WINDOW`]).
 #[derive(Debug)]
 pub(crate) struct CpuShare {
     share: f64,

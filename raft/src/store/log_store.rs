@@ -198,9 +198,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         *self.purged.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(log_id);
         let db = self.db.clone();
         self.reclaimer.run(move || {
-            let persisted = super::timed_sync("log purge bound", || {
-                put_durably(&db, RAFT_META, LAST_PURGED, &encode(&Some(log_id)))
-            });
+            // `put_durably` logs a slow commit itself.
+            let persisted = put_durably(&db, RAFT_META, LAST_PURGED, &encode(&Some(log_id)));
             if let Err(e) = persisted {
                 // The files stay; a restart reads them back behind the bound persisted before.
                 tracing::error!(error = %e, purged = %log_id, "persisting the log's purge bound failed; its segments are kept");
