@@ -15,6 +15,7 @@ mod faults;
 pub mod http;
 mod logs;
 mod meta;
+mod object;
 mod operator;
 mod patch;
 mod resource;

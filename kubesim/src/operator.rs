@@ -4,12 +4,14 @@
 //! limit (applications beyond it wait in `SUBMITTED`), `timeToLiveSeconds`, and the behaviour a
 //! gateway relies on when it deletes a driver pod: the application fails.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt;
 use serde_json::{Value, json};
 
 use crate::clock::rfc3339_now as now;
+use crate::object::Object;
 use crate::resource::{Resource, SPARK_GROUP, SPARK_VERSION};
 use crate::sim::Sim;
 use crate::sparklog::{self, AppInfo};
@@ -20,7 +22,7 @@ const DRIVER_CONTAINER: &str = "spark-kubernetes-driver";
 const EXECUTOR_CONTAINER: &str = "spark-kubernetes-executor";
 
 /// Starts simulating a freshly created application.
-pub(crate) fn start(sim: &Sim, app: &Value) {
+pub(crate) fn start(sim: &Sim, app: &Object) {
     let Some(run) = Run::new(sim, app) else { return };
     tokio::spawn(async move { run.drive().await });
 }
@@ -44,14 +46,14 @@ struct Run {
     uid: String,
     info: AppInfo,
     image: String,
-    spec: Value,
+    spec: Arc<Value>,
 }
 
 impl Run {
-    fn new(sim: &Sim, app: &Value) -> Option<Run> {
+    fn new(sim: &Sim, app: &Object) -> Option<Run> {
         let meta = &app["metadata"];
         let (name, ns, uid) = (meta["name"].as_str()?, meta["namespace"].as_str()?, meta["uid"].as_str()?);
-        let spec = app["spec"].clone();
+        let spec = app.shared("spec");
         let max_exec = sim.operator_config().max_executors;
         let info = AppInfo {
             name: name.to_owned(),
@@ -375,6 +377,7 @@ impl Run {
                 "containerStatuses": [{"name": container, "ready": false, "restartCount": 0, "image": image,
                     "state": {"waiting": {"reason": "ContainerCreating"}}}]},
         });
+        let pod_obj = Object::from_value(pod_obj).expect("a pod is a JSON object");
         if let Ok(created) = self.sim.store().create(Resource::Pod, self.ns(), pod_obj) {
             self.sim.pod_made(self.ns(), self.name(), pod);
             let r = pod_ref(self.ns(), pod, created["metadata"]["uid"].clone());
@@ -443,6 +446,7 @@ impl Run {
             "firstTimestamp": &at, "lastTimestamp": &at, "count": 1,
             "source": {"component": source, "host": NODE}, "reportingComponent": source,
         });
+        let event = Object::from_value(event).expect("an event is a JSON object");
         if let Ok(created) = self.sim.store().create(Resource::Event, self.ns(), event) {
             let name = created["metadata"]["name"].as_str().unwrap_or_default().to_owned();
             self.sim.event_recorded((Resource::Event, self.ns().to_owned(), name));

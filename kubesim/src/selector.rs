@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::object::Object;
+
 #[derive(Clone, Debug, PartialEq)]
 enum Requirement {
     Equals(String, String),
@@ -71,7 +73,7 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
-    pub(crate) fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Object) -> bool {
         let labels = &object["metadata"]["labels"];
         let get = |k: &str| labels.get(k).and_then(Value::as_str);
         self.0.iter().all(|r| match r {
@@ -119,10 +121,11 @@ impl FieldSelector {
         Ok(FieldSelector(out))
     }
 
-    pub(crate) fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Object) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let mut v = object;
-            for part in field.split('.') {
+            let mut parts = field.split('.');
+            let mut v = &object[parts.next().unwrap_or_default()];
+            for part in parts {
                 v = &v[part];
             }
             let actual = v.as_str().unwrap_or("");
@@ -137,8 +140,11 @@ mod tests {
 
     use super::*;
 
-    fn obj(labels: Value) -> Value {
-        json!({"metadata": {"name": "a", "namespace": "ns", "labels": labels}, "involvedObject": {"name": "x"}})
+    fn obj(labels: Value) -> Object {
+        Object::from_value(
+            json!({"metadata": {"name": "a", "namespace": "ns", "labels": labels}, "involvedObject": {"name": "x"}}),
+        )
+        .expect("an object")
     }
 
     #[test]

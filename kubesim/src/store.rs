@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::object::Object;
 use crate::resource::Resource;
 
 /// Identifies an object: kind, namespace, name.
@@ -43,9 +44,9 @@ pub struct Change {
     pub kind: ChangeKind,
     /// The object after the change; for a deletion, its last state, whose `resourceVersion`
     /// is still that of its last modification (see [`Change::revision_override`]).
-    pub object: Arc<Value>,
+    pub object: Arc<Object>,
     /// The object before a modification (to tell when it leaves or enters a selector).
-    pub previous: Option<Arc<Value>>,
+    pub previous: Option<Arc<Object>>,
 }
 
 impl Change {
@@ -82,13 +83,13 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Inner {
     rv: u64,
-    objects: HashMap<Key, Arc<Value>, foldhash::fast::RandomState>,
+    objects: HashMap<Key, Arc<Object>, foldhash::fast::RandomState>,
     history: VecDeque<Change>,
 }
 
 impl Inner {
     /// The objects of `resource` (in `namespace`, or all), sorted by namespace and name.
-    fn sorted(&self, resource: Resource, namespace: Option<&str>) -> Vec<Arc<Value>> {
+    fn sorted(&self, resource: Resource, namespace: Option<&str>) -> Vec<Arc<Object>> {
         let mut items: Vec<_> =
             self.objects.iter().filter(|((r, ns, _), _)| *r == resource && namespace.is_none_or(|n| n == ns)).collect();
         items.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -113,13 +114,13 @@ impl Store {
         self.lock().rv
     }
 
-    pub fn get(&self, key: &Key) -> Option<Arc<Value>> {
+    pub fn get(&self, key: &Key) -> Option<Arc<Object>> {
         self.lock().objects.get(key).cloned()
     }
 
     /// Every object of `resource` (in `namespace`, or all), sorted by namespace and name, and
     /// the revision the listing reflects.
-    pub fn list(&self, resource: Resource, namespace: Option<&str>) -> (u64, Vec<Arc<Value>>) {
+    pub fn list(&self, resource: Resource, namespace: Option<&str>) -> (u64, Vec<Arc<Object>>) {
         let inner = self.lock();
         let items = inner.sorted(resource, namespace);
         (inner.rv, items)
@@ -129,13 +130,13 @@ impl Store {
     /// sorted by namespace and name: the current ones with every later change undone, as
     /// etcd serves the pages of a paginated list from the first page's revision. `TooOld`
     /// when the history no longer reaches back to `rv`.
-    pub fn list_at(&self, resource: Resource, namespace: Option<&str>, rv: u64) -> Result<Vec<Arc<Value>>, TooOld> {
+    pub fn list_at(&self, resource: Resource, namespace: Option<&str>, rv: u64) -> Result<Vec<Arc<Object>>, TooOld> {
         let inner = self.lock();
         let oldest_kept = inner.history.front().map(|c| c.rv).unwrap_or(inner.rv + 1);
         if rv + 1 < oldest_kept && rv < inner.rv {
             return Err(TooOld { requested: rv, oldest: oldest_kept });
         }
-        let mut objects: BTreeMap<(String, String), Arc<Value>> = inner
+        let mut objects: BTreeMap<(String, String), Arc<Object>> = inner
             .objects
             .iter()
             .filter(|((r, _, _), _)| *r == resource)
@@ -163,7 +164,12 @@ impl Store {
     }
 
     /// Creates an object, filling `uid`, `resourceVersion`, `creationTimestamp`, `generation`.
-    pub fn create(&self, resource: Resource, namespace: &str, mut object: Value) -> Result<Arc<Value>, WriteError<()>> {
+    pub fn create(
+        &self,
+        resource: Resource,
+        namespace: &str,
+        mut object: Object,
+    ) -> Result<Arc<Object>, WriteError<()>> {
         let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
         let key = (resource, namespace.to_owned(), name);
         let mut inner = self.lock();
@@ -193,8 +199,8 @@ impl Store {
     pub fn update<E>(
         &self,
         key: &Key,
-        change: impl FnOnce(&Value) -> Result<Option<Value>, E>,
-    ) -> Result<Arc<Value>, WriteError<E>> {
+        change: impl FnOnce(&Object) -> Result<Option<Object>, E>,
+    ) -> Result<Arc<Object>, WriteError<E>> {
         self.write(key, change, true)
     }
 
@@ -203,17 +209,17 @@ impl Store {
     pub fn update_status<E>(
         &self,
         key: &Key,
-        change: impl FnOnce(&Value) -> Result<Option<Value>, E>,
-    ) -> Result<Arc<Value>, WriteError<E>> {
+        change: impl FnOnce(&Object) -> Result<Option<Object>, E>,
+    ) -> Result<Arc<Object>, WriteError<E>> {
         self.write(key, change, false)
     }
 
     fn write<E>(
         &self,
         key: &Key,
-        change: impl FnOnce(&Value) -> Result<Option<Value>, E>,
+        change: impl FnOnce(&Object) -> Result<Option<Object>, E>,
         spec_may_change: bool,
-    ) -> Result<Arc<Value>, WriteError<E>> {
+    ) -> Result<Arc<Object>, WriteError<E>> {
         let mut inner = self.lock();
         let current = inner.objects.get(key).cloned().ok_or(WriteError::NotFound)?;
         let Some(mut next) = change(&current).map_err(WriteError::Rejected)? else {
@@ -222,7 +228,7 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
-        let spec_changed = spec_may_change && next["spec"] != current["spec"];
+        let spec_changed = spec_may_change && !next.same_field(&current, "spec");
         let meta = &mut next["metadata"];
         for field in ["uid", "creationTimestamp", "namespace", "name"] {
             meta[field] = current["metadata"][field].clone();
@@ -283,7 +289,7 @@ impl Store {
         &self,
         resource: Resource,
         namespace: Option<&str>,
-    ) -> (u64, Vec<Arc<Value>>, broadcast::Receiver<Change>) {
+    ) -> (u64, Vec<Arc<Object>>, broadcast::Receiver<Change>) {
         let inner = self.lock();
         let items = inner.sorted(resource, namespace);
         (inner.rv, items, self.tx.subscribe())
@@ -296,8 +302,9 @@ mod tests {
 
     use super::*;
 
-    fn app(name: &str) -> Value {
-        json!({"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication", "metadata": {"name": name}, "spec": {"a": 1}})
+    fn app(name: &str) -> Object {
+        Object::from_value(json!({"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication", "metadata": {"name": name}, "spec": {"a": 1}}))
+            .expect("an object")
     }
 
     #[test]
@@ -325,6 +332,13 @@ mod tests {
         assert_eq!(c["metadata"]["generation"], 2);
         assert_eq!(s.delete(&key), Some(4), "a deletion is a revision of its own");
         assert!(s.get(&key).is_none());
+        let (changes, _) = s.watch_from(Resource::SparkApplication, 3).unwrap();
+        let deleted = &changes[0];
+        assert_eq!(deleted.kind, ChangeKind::Deleted);
+        assert_eq!(deleted.revision_override(), Some(4), "sent at the deletion's revision");
+        let sent = serde_json::to_value(deleted.object.at_revision(4)).unwrap();
+        assert_eq!(sent["metadata"]["resourceVersion"], "4");
+        assert_eq!(sent["spec"], json!({"a": 2}), "with its last state");
     }
 
     #[test]
@@ -334,7 +348,7 @@ mod tests {
             s.create(Resource::SparkApplication, ns, app(name)).unwrap();
         }
         s.create(Resource::Pod, "a", app("p")).unwrap();
-        let listed = |items: Vec<Arc<Value>>| -> Vec<String> {
+        let listed = |items: Vec<Arc<Object>>| -> Vec<String> {
             items
                 .iter()
                 .map(|o| {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::error::{KubeError, KubeResult};
 use super::{ListQuery, WriteQuery, flag, table, watch};
+use crate::object::Object;
 use crate::resource::Resource;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::Sim;
@@ -116,7 +117,7 @@ async fn list_inner(sim: Sim, res: Resource, ns: Option<String>, q: ListQuery, h
     if wants_table(&h) {
         return Ok(Json(table::table(res, &page, metadata, q.include_object.as_deref())).into_response());
     }
-    let items: Vec<&Value> = page.iter().map(|o| o.as_ref()).collect();
+    let items: Vec<&Object> = page.iter().map(|o| o.as_ref()).collect();
     Ok(Json(json!({"apiVersion": res.api_version(), "kind": format!("{}List", res.kind()), "metadata": metadata, "items": items}))
         .into_response())
 }
@@ -131,7 +132,7 @@ pub(crate) fn get(sim: Sim, res: Resource, ns: String, name: String, h: HeaderMa
             let rv = o["metadata"]["resourceVersion"].clone();
             Json(table::table(res, &[o], json!({"resourceVersion": rv}), None)).into_response()
         }
-        Some(o) => Json(o.as_ref().clone()).into_response(),
+        Some(o) => Json(o.as_ref()).into_response(),
     }
 }
 
@@ -183,7 +184,7 @@ fn truncate(s: &str) -> String {
     s.chars().take(200).collect()
 }
 
-fn with_warnings(code: StatusCode, obj: Value, warnings: &[String]) -> Response {
+fn with_warnings(code: StatusCode, obj: impl serde::Serialize, warnings: &[String]) -> Response {
     let mut resp = (code, Json(obj)).into_response();
     for w in warnings {
         if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {
@@ -234,11 +235,12 @@ fn create_inner(
         obj["metadata"]["namespace"] = json!(ns);
         return Ok(with_warnings(StatusCode::CREATED, obj, &warnings));
     }
+    let obj = Object::from_value(obj).ok_or_else(|| KubeError::bad_request("the object is not a JSON object"))?;
     let created = sim.store().create(res, &ns, obj).map_err(|_| KubeError::already_exists(res, &name))?;
     if res == Resource::SparkApplication {
         operator::start(sim, &created);
     }
-    Ok(with_warnings(StatusCode::CREATED, created.as_ref().clone(), &warnings))
+    Ok(with_warnings(StatusCode::CREATED, created.as_ref(), &warnings))
 }
 
 /// The object a replace or patch leaves: `proposed` for the main resource (keeping the stored
@@ -306,17 +308,22 @@ fn write(
     let k = key(res, ns, name);
     if q.dry_run.as_deref() == Some("All") {
         let current = sim.store().get(&k).ok_or_else(|| KubeError::not_found(res, name))?;
-        let (next, warnings) = compute(&current)?;
+        let (next, warnings) = compute(&current.to_value())?;
         return Ok(with_warnings(StatusCode::OK, next, &warnings));
     }
     let mut warnings = Vec::new();
     let result = sim.store().update(&k, |current| {
-        let (next, w) = compute(current)?;
+        // A user's replace or patch reworks the whole object, as plain JSON.
+        let current = current.to_value();
+        let (next, w) = compute(&current)?;
         warnings = w;
-        Ok(if unchanged(current, &next) { None } else { Some(next) })
+        if unchanged(&current, &next) {
+            return Ok(None);
+        }
+        Object::from_value(next).map(Some).ok_or_else(|| KubeError::bad_request("the object is not a JSON object"))
     });
     match result {
-        Ok(obj) => Ok(with_warnings(StatusCode::OK, obj.as_ref().clone(), &warnings)),
+        Ok(obj) => Ok(with_warnings(StatusCode::OK, obj.as_ref(), &warnings)),
         Err(WriteError::NotFound) => Err(KubeError::not_found(res, name)),
         Err(WriteError::Rejected(e)) => Err(e),
         Err(WriteError::AlreadyExists) => Err(KubeError::already_exists(res, name)),

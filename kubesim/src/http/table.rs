@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::crd;
+use crate::object::Object;
 use crate::resource::Resource;
 
 /// "5m", "3h", "2d" as kubectl shows ages.
@@ -19,9 +20,10 @@ pub(crate) fn human_age(timestamp: &str) -> String {
     }
 }
 
-fn at_path<'a>(o: &'a Value, json_path: &str) -> &'a Value {
-    let mut v = o;
-    for part in json_path.trim_start_matches('.').split('.') {
+fn at_path<'a>(o: &'a Object, json_path: &str) -> &'a Value {
+    let mut parts = json_path.trim_start_matches('.').split('.');
+    let mut v = &o[parts.next().unwrap_or_default()];
+    for part in parts {
         v = &v[part];
     }
     v
@@ -53,7 +55,7 @@ fn columns(res: Resource) -> Vec<(String, String, String)> {
     cols
 }
 
-pub(crate) fn table(res: Resource, items: &[Arc<Value>], metadata: Value, include_object: Option<&str>) -> Value {
+pub(crate) fn table(res: Resource, items: &[Arc<Object>], metadata: Value, include_object: Option<&str>) -> Value {
     let cols = columns(res);
     let definitions: Vec<Value> = cols
         .iter()
@@ -78,7 +80,7 @@ pub(crate) fn table(res: Resource, items: &[Arc<Value>], metadata: Value, includ
                 })
                 .collect();
             let object = match include_object {
-                Some("Object") => o.as_ref().clone(),
+                Some("Object") => o.to_value(),
                 Some("None") => Value::Null,
                 _ => {
                     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})

@@ -13,12 +13,12 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::KubeError;
 use super::{ListQuery, flag};
+use crate::object::Object;
 use crate::resource::Resource;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::sim::Sim;
@@ -36,18 +36,21 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, o: &Value) -> bool {
+    fn matches(&self, o: &Object) -> bool {
         self.labels.matches(o) && self.fields.matches(o)
     }
 
     /// The event a change becomes for this watcher, if any, as the line to send.
     fn line(&self, c: &Change) -> Option<Bytes> {
         let (kind, object) = self.event(c)?;
-        Some(line_at(kind, &object, c.revision_override()))
+        Some(match c.revision_override() {
+            Some(rv) => line(kind, &object.at_revision(rv)),
+            None => line(kind, object.as_ref()),
+        })
     }
 
     /// The event a change becomes for this watcher, if any.
-    fn event(&self, c: &Change) -> Option<(&'static str, Arc<Value>)> {
+    fn event(&self, c: &Change) -> Option<(&'static str, Arc<Object>)> {
         if c.resource != self.resource {
             return None;
         }
@@ -73,68 +76,14 @@ impl Filter {
 
 /// One watch event, `{"type":…,"object":…}` and a newline, serialized straight from the
 /// stored object (no copy of it: applications are large and every watcher gets every change).
-fn line(kind: &str, object: &Value) -> Bytes {
-    line_at(kind, object, None)
-}
-
-/// [`line`], with `metadata.resourceVersion` written as `revision` when one is given.
-fn line_at(kind: &str, object: &Value, revision: Option<u64>) -> Bytes {
+fn line(kind: &str, object: &impl serde::Serialize) -> Bytes {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"type\":");
     serde_json::to_writer(&mut out, kind).expect("a string serializes");
     out.extend_from_slice(b",\"object\":");
-    match revision {
-        None => serde_json::to_writer(&mut out, object),
-        Some(rv) => serde_json::to_writer(&mut out, &AtRevision { object, rv: &rv.to_string() }),
-    }
-    .expect("a JSON value serializes");
+    serde_json::to_writer(&mut out, object).expect("a JSON value serializes");
     out.extend_from_slice(b"}\n");
     Bytes::from(out)
-}
-
-/// An object serialized with `metadata.resourceVersion` replaced, without copying it.
-struct AtRevision<'a> {
-    object: &'a Value,
-    rv: &'a str,
-}
-
-impl Serialize for AtRevision<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Value::Object(fields) = self.object else { return self.object.serialize(s) };
-        let mut map = s.serialize_map(Some(fields.len()))?;
-        for (k, v) in fields {
-            match (k.as_str(), v) {
-                ("metadata", Value::Object(meta)) => {
-                    map.serialize_entry(k, &MetadataAt { meta, rv: self.rv })?;
-                }
-                _ => map.serialize_entry(k, v)?,
-            }
-        }
-        map.end()
-    }
-}
-
-struct MetadataAt<'a> {
-    meta: &'a serde_json::Map<String, Value>,
-    rv: &'a str,
-}
-
-impl Serialize for MetadataAt<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let has_rv = self.meta.contains_key("resourceVersion");
-        let mut map = s.serialize_map(Some(self.meta.len() + usize::from(!has_rv)))?;
-        for (k, v) in self.meta {
-            if k == "resourceVersion" {
-                map.serialize_entry(k, self.rv)?;
-            } else {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        if !has_rv {
-            map.serialize_entry("resourceVersion", self.rv)?;
-        }
-        map.end()
-    }
 }
 
 fn bookmark(res: Resource, rv: u64, initial_end: bool) -> Bytes {
@@ -183,7 +132,7 @@ pub(crate) fn serve(
         _ => {
             let (rv, items, rx) = sim.store().watch_now(res, filter.namespace.as_deref());
             for o in items.iter().filter(|o| filter.matches(o)) {
-                first.push(line("ADDED", o));
+                first.push(line("ADDED", o.as_ref()));
             }
             if initial_events {
                 first.push(bookmark(res, rv, true));
