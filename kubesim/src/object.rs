@@ -62,6 +62,13 @@ impl Object {
         }
     }
 
+    /// The value at a dotted path such as `status.phase` (`null` where it leads nowhere).
+    pub fn at(&self, dotted_path: &str) -> &Value {
+        let mut parts = dotted_path.split('.');
+        let first = &self[parts.next().unwrap_or_default()];
+        parts.fold(first, |v, part| &v[part])
+    }
+
     /// `field` itself, shared with this object (`null` when it has none).
     pub fn shared(&self, field: &str) -> Arc<Value> {
         match part_index(field).and_then(|i| self.parts[i].clone()) {
@@ -256,5 +263,14 @@ mod tests {
         assert_ne!(a, d);
         d.remove("kind");
         assert_eq!(d["kind"], Value::Null);
+    }
+
+    #[test]
+    fn a_dotted_path_reads_through_the_parts() {
+        let a = app();
+        assert_eq!(a.at("metadata.name"), "a");
+        assert_eq!(a.at("spec.big"), &json!([1, 2, 3]));
+        assert_eq!(a.at("kind"), "SparkApplication");
+        assert_eq!(a.at("status.phase"), &Value::Null);
     }
 }

@@ -123,12 +123,7 @@ impl FieldSelector {
 
     pub(crate) fn matches(&self, object: &Object) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let mut parts = field.split('.');
-            let mut v = &object[parts.next().unwrap_or_default()];
-            for part in parts {
-                v = &v[part];
-            }
-            let actual = v.as_str().unwrap_or("");
+            let actual = object.at(field).as_str().unwrap_or("");
             (actual == value) == *equal
         })
     }

@@ -20,15 +20,6 @@ pub(crate) fn human_age(timestamp: &str) -> String {
     }
 }
 
-fn at_path<'a>(o: &'a Object, json_path: &str) -> &'a Value {
-    let mut parts = json_path.trim_start_matches('.').split('.');
-    let mut v = &o[parts.next().unwrap_or_default()];
-    for part in parts {
-        v = &v[part];
-    }
-    v
-}
-
 fn columns(res: Resource) -> Vec<(String, String, String)> {
     let mut cols = vec![("Name".to_owned(), "string".to_owned(), ".metadata.name".to_owned())];
     match res {
@@ -71,7 +62,7 @@ pub(crate) fn table(res: Resource, items: &[Arc<Object>], metadata: Value, inclu
             let cells: Vec<Value> = cols
                 .iter()
                 .map(|(_, ty, path)| {
-                    let v = at_path(o, path);
+                    let v = o.at(path.trim_start_matches('.'));
                     match (ty.as_str(), v) {
                         ("date", Value::String(s)) => json!(human_age(s)),
                         (_, Value::Null) => json!(""),
