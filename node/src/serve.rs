@@ -37,7 +37,7 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
     let raft = RaftNode::start(cfg.node_id, store, network, &cfg.raft).await?;
     let raft_stop = CancellationToken::new();
     let raft_server =
-        tokio::spawn(serve(raft_listener, bpg_raft::rpc_router(raft.clone(), cfg.secret.clone()), raft_stop.clone()));
+        tokio::spawn(bpg_raft::serve_rpc(raft_listener, raft.clone(), cfg.secret.clone(), raft_stop.clone()));
 
     // 3. The lowest-id peer initializes a new cluster; on a restart this is a no-op.
     if cfg.bootstrap {

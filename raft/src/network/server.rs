@@ -1,77 +1,137 @@
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use serde::Serialize;
+use std::time::Duration;
 
-use super::{ClusterSecret, RPC_PREFIX};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::ClusterSecret;
+use super::wire::{self, ReadError};
 use crate::typ::Raft;
 
-/// Largest RPC body accepted: a full append batch or a snapshot chunk, with room to spare.
-const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
+/// How long a new connection gets to present its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection with no request for this long is closed: its client is gone without a word (a
+/// network cut), or idle longer than clients keep unused connections (30 s). A replication
+/// stream sends a heartbeat every 100 ms.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-#[derive(Clone)]
-struct RpcState {
-    raft: Raft,
+const HTTP_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n\
+this is a bpg node's Raft listener; it speaks the nodes' framed RPC, not HTTP (the API is on the API listener)\n";
+
+/// Serves Raft RPC on `listener` (see [`wire`](super::wire) for the protocol) until `stop` is
+/// cancelled, refusing any connection that does not open with the cluster secret. Each
+/// connection is served in order, one request at a time, as openraft sends them.
+pub async fn serve_rpc(listener: TcpListener, raft: crate::RaftNode, secret: ClusterSecret, stop: CancellationToken) {
+    let raft = raft.raw().clone();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let (raft, secret) = (raft.clone(), secret.clone());
+                    connections.spawn(async move {
+                        if let Err(reason) = serve_connection(stream, &raft, &secret).await {
+                            debug!(%peer, %reason, "raft RPC connection closed");
+                        }
+                    });
+                }
+                // Out of file descriptors or a connection reset before it was accepted: keep
+                // listening, after a pause so that a persistent error does not spin.
+                Err(e) => {
+                    debug!(error = %e, "accepting a raft RPC connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    // Dropping the set aborts the connections; Raft has shut down by now.
 }
 
-/// The Raft RPC routes (`/raft/append`, `/raft/vote`, `/raft/snapshot`), refusing (401) any
-/// request without the cluster secret. Serve it on the Raft listener only.
-pub fn rpc_router(raft: crate::RaftNode, secret: ClusterSecret) -> Router {
-    let routes = Router::new()
-        .route("/append", post(append))
-        .route("/vote", post(vote))
-        .route("/snapshot", post(snapshot))
-        .with_state(RpcState { raft: raft.raw().clone() });
-    Router::new()
-        .nest(RPC_PREFIX, routes)
-        .layer(middleware::from_fn_with_state(secret, require_secret))
-        .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
-}
+async fn serve_connection(stream: TcpStream, raft: &Raft, secret: &ClusterSecret) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut conn = BufReader::with_capacity(64 * 1024, stream);
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
 
-async fn require_secret(State(secret): State<ClusterSecret>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if secret.matches(token) => next.run(request).await,
-        _ => (StatusCode::UNAUTHORIZED, "missing or wrong cluster secret\n").into_response(),
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, wire::read_frame(&mut conn, wire::MAX_HELLO, &mut buf)).await;
+    let refusal = match hello {
+        Err(_) => Some("no hello within 10 s".to_owned()),
+        Ok(Err(ReadError::Http)) => {
+            close_with(&mut conn, HTTP_REFUSAL).await;
+            return Err("refused an HTTP request".into());
+        }
+        Ok(Err(e)) => Some(format!("missing or wrong cluster secret ({e})")),
+        Ok(Ok(wire::HELLO)) if std::str::from_utf8(&buf).is_ok_and(|s| secret.matches(s)) => None,
+        Ok(Ok(_)) => Some("missing or wrong cluster secret".to_owned()),
+    };
+    if let Some(reason) = refusal {
+        refuse(&mut conn, &mut out, &reason).await;
+        return Err(reason);
+    }
+
+    loop {
+        let next = tokio::time::timeout(IDLE_TIMEOUT, wire::read_frame(&mut conn, wire::MAX_FRAME, &mut buf)).await;
+        let Ok(next) = next else {
+            return Err(format!("no request for {IDLE_TIMEOUT:?}"));
+        };
+        let kind = match next {
+            Ok(kind) => kind,
+            Err(ReadError::Closed) => return Ok(()),
+            Err(e) => {
+                let reason = e.to_string();
+                refuse(&mut conn, &mut out, &reason).await;
+                return Err(reason);
+            }
+        };
+        out.clear();
+        let encoded = match kind {
+            wire::APPEND => answer(&buf, &mut out, |req| raft.append_entries(req)).await,
+            wire::VOTE => answer(&buf, &mut out, |req| raft.vote(req)).await,
+            wire::SNAPSHOT => answer(&buf, &mut out, |req| raft.install_snapshot(req)).await,
+            other => Err(format!("unknown request kind {other}")),
+        };
+        if let Err(reason) = encoded {
+            refuse(&mut conn, &mut out, &reason).await;
+            return Err(reason);
+        }
+        conn.get_mut().write_all(&out).await.map_err(|e| format!("writing a reply: {e}"))?;
     }
 }
 
-fn reply<T: Serialize>(result: &T) -> Response {
-    match bincode::serialize(result) {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding the response failed: {e}\n")).into_response(),
-    }
+/// Decodes the request in `body`, runs it, and puts its result in `out` as a [`wire::REPLY`].
+async fn answer<Req, Resp, Fut>(body: &[u8], out: &mut Vec<u8>, run: impl FnOnce(Req) -> Fut) -> Result<(), String>
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    Fut: std::future::Future<Output = Resp>,
+{
+    let req = bincode::deserialize(body).map_err(|e| format!("undecodable RPC body: {e}"))?;
+    let result = run(req).await;
+    wire::put_bincode(out, wire::REPLY, &result).map_err(|e| format!("encoding the reply failed: {e}"))
 }
 
-fn bad_body(e: bincode::Error) -> Response {
-    (StatusCode::BAD_REQUEST, format!("undecodable RPC body: {e}\n")).into_response()
+/// Answers with an [`wire::ERROR`] frame and closes.
+async fn refuse(conn: &mut BufReader<TcpStream>, out: &mut Vec<u8>, reason: &str) {
+    out.clear();
+    wire::put_frame(out, wire::ERROR, reason.as_bytes());
+    close_with(conn, out).await;
 }
 
-async fn append(State(s): State<RpcState>, body: Bytes) -> Response {
-    match bincode::deserialize(&body) {
-        Ok(req) => reply(&s.raft.append_entries(req).await),
-        Err(e) => bad_body(e),
-    }
-}
-
-async fn vote(State(s): State<RpcState>, body: Bytes) -> Response {
-    match bincode::deserialize(&body) {
-        Ok(req) => reply(&s.raft.vote(req).await),
-        Err(e) => bad_body(e),
-    }
-}
-
-async fn snapshot(State(s): State<RpcState>, body: Bytes) -> Response {
-    match bincode::deserialize(&body) {
-        Ok(req) => reply(&s.raft.install_snapshot(req).await),
-        Err(e) => bad_body(e),
-    }
+/// Writes `last` and closes. What the peer sent after the refused request is read and dropped
+/// first (for a second at most): closing a socket with unread input resets the connection,
+/// and the peer could lose the answer with it.
+async fn close_with(conn: &mut BufReader<TcpStream>, last: &[u8]) {
+    let _ = conn.get_mut().write_all(last).await;
+    let _ = conn.get_mut().shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 8192];
+        while let Ok(1..) = conn.read(&mut sink).await {}
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
