@@ -255,6 +255,10 @@ pub struct RaftSection {
     /// How long a write may take before its outcome is reported unknown, ms. Default 10000.
     #[serde(default = "default_write_timeout")]
     pub write_timeout_millis: u64,
+    /// A proposal starts at least this long after the one before it started, µs; the writes
+    /// that come meanwhile share its log entry. Default 5000.
+    #[serde(default = "default_min_entry_interval")]
+    pub min_entry_interval_micros: u64,
     /// The embedded database's page cache, bytes. Default 8 MiB.
     #[serde(default = "default_cache")]
     pub store_cache_bytes: u64,
@@ -281,6 +285,9 @@ fn default_logs_kept() -> u64 {
 }
 fn default_write_timeout() -> u64 {
     10_000
+}
+fn default_min_entry_interval() -> u64 {
+    RaftSettings::default().min_entry_interval.as_micros() as u64
 }
 fn default_cache() -> u64 {
     StoreOptions::default().cache_capacity_bytes
@@ -492,6 +499,9 @@ impl FileConfig {
         if r.write_timeout_millis < 100 {
             return Err(invalid("raft.writeTimeoutMillis", "must be at least 100".into()));
         }
+        if r.min_entry_interval_micros > 100_000 {
+            return Err(invalid("raft.minEntryIntervalMicros", "must be at most 100000 (100 ms)".into()));
+        }
         let secret = resolve_secret(&r.cluster_secret).map_err(|p| invalid("raft.clusterSecret", p))?;
         if secret.len() < 16 {
             return Err(invalid("raft.clusterSecret", "must be at least 16 characters".into()));
@@ -641,6 +651,7 @@ impl FileConfig {
                 logs_kept_after_snapshot: r.logs_kept_after_snapshot,
                 write_timeout: Duration::from_millis(r.write_timeout_millis),
                 install_snapshot_timeout: Duration::from_secs(10),
+                min_entry_interval: Duration::from_micros(r.min_entry_interval_micros),
             },
             store: StoreOptions { cache_capacity_bytes: r.store_cache_bytes, ..StoreOptions::default() },
             bind_outgoing: r.bind_outgoing,

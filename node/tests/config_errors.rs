@@ -93,6 +93,14 @@ fn inverted_election_timeouts_are_refused() {
 }
 
 #[test]
+fn a_minimum_entry_interval_over_100_ms_is_refused() {
+    let text = GOOD.replace("raft:\n", "raft:\n  minEntryIntervalMicros: 100001\n");
+    assert_refused(&text, "raft.minEntryIntervalMicros", "at most 100000");
+    let (code, stderr, _) = check(&GOOD.replace("raft:\n", "raft:\n  minEntryIntervalMicros: 100000\n"));
+    assert_eq!(code, 0, "100 ms is accepted: {stderr}");
+}
+
+#[test]
 fn an_unset_secret_variable_is_named() {
     let text = GOOD.replace("'plaintext:0123456789abcdef'", "'localhost:env:BPG_TEST_UNSET_SECRET'");
     assert_refused(&text, "raft.clusterSecret", "BPG_TEST_UNSET_SECRET");

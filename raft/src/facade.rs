@@ -44,6 +44,12 @@ pub struct RaftSettings {
     pub write_timeout: Duration,
     /// Timeout of one snapshot chunk RPC. Default 10 s.
     pub install_snapshot_timeout: Duration,
+    /// A proposal starts at least this long after the one before it started; the writes that
+    /// come meanwhile share its entry. Zero proposes as soon as the last proposal is answered.
+    /// Default 5 ms: at moderate rates, where commits are quicker than that, it halves the log
+    /// entries per submission and takes a fifth off the gateway's CPU, for a few ms of latency
+    /// (raft/DESIGN.md).
+    pub min_entry_interval: Duration,
 }
 
 impl Default for RaftSettings {
@@ -57,6 +63,7 @@ impl Default for RaftSettings {
             logs_kept_after_snapshot: 1000,
             write_timeout: Duration::from_secs(10),
             install_snapshot_timeout: Duration::from_secs(10),
+            min_entry_interval: Duration::from_millis(5),
         }
     }
 }
@@ -286,7 +293,7 @@ impl RaftNode {
             .map_err(|e| StartError::Raft(e.to_string()))?;
         pace_snapshots(raft.clone(), pacing, settings.snapshot_every_logs);
         sync_applies(raft.clone(), state_machine.clone());
-        let proposer = Proposer::start(raft.clone(), settings.write_timeout);
+        let proposer = Proposer::start(raft.clone(), settings.write_timeout, settings.min_entry_interval);
         Ok(RaftNode {
             inner: Arc::new(Inner {
                 id,

@@ -34,6 +34,8 @@ pub struct ClusterOptions {
     pub store_cache_bytes: Option<u64>,
     /// `node.workerThreads`; `None` leaves the product default (one per core).
     pub worker_threads: Option<usize>,
+    /// `raft.minEntryIntervalMicros`; `None` leaves the product default.
+    pub min_entry_interval_micros: Option<u64>,
 }
 
 impl Default for ClusterOptions {
@@ -51,6 +53,7 @@ impl Default for ClusterOptions {
             app_ttl_seconds: None,
             store_cache_bytes: None,
             worker_threads: None,
+            min_entry_interval_micros: None,
         }
     }
 }
@@ -168,6 +171,7 @@ impl TestCluster {
             ("electionTimeoutMinMillis", opts.election_min_ms),
             ("electionTimeoutMaxMillis", opts.election_max_ms),
             ("storeCacheBytes", opts.store_cache_bytes),
+            ("minEntryIntervalMicros", opts.min_entry_interval_micros),
         ] {
             if let Some(v) = value {
                 writeln!(timing, "  {key}: {v}")?;

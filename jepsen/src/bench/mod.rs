@@ -79,6 +79,9 @@ pub struct BenchArgs {
     /// The database's page cache per node, MiB (default: the product default).
     #[arg(long)]
     pub store_cache_mib: Option<u64>,
+    /// `raft.minEntryIntervalMicros` of every node (default: the product default).
+    #[arg(long)]
+    pub min_entry_interval_micros: Option<u64>,
     /// Runtime threads per node (`node.workerThreads`); 0 leaves the product default, one per
     /// core. Three nodes share this machine's cores, as `bpg dev` runs them, with one each.
     #[arg(long, default_value_t = 1)]
@@ -214,6 +217,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         election_max_ms: None,
         app_ttl_seconds: (args.app_ttl_seconds > 0).then_some(args.app_ttl_seconds),
         store_cache_bytes: args.store_cache_mib.map(|m| m << 20),
+        min_entry_interval_micros: args.min_entry_interval_micros,
         worker_threads: (args.worker_threads > 0).then_some(args.worker_threads),
         ..ClusterOptions::default()
     };
