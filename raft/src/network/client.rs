@@ -194,7 +194,7 @@ impl Connection {
             socket.set_nodelay(true)?;
             match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr)).await {
                 Ok(Ok(stream)) => {
-                    let mut stream = BufReader::with_capacity(64 * 1024, stream);
+                    let mut stream = BufReader::with_capacity(wire::READ_BUFFER, stream);
                     let mut hello = Vec::with_capacity(self.secret.expose().len() + 5);
                     wire::put_frame(&mut hello, wire::HELLO, self.secret.expose().as_bytes());
                     stream.get_mut().write_all(&hello).await?;

@@ -55,7 +55,7 @@ pub async fn serve_rpc(listener: TcpListener, raft: crate::RaftNode, secret: Clu
 
 async fn serve_connection(stream: TcpStream, raft: &Raft, secret: &ClusterSecret) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
-    let mut conn = BufReader::with_capacity(64 * 1024, stream);
+    let mut conn = BufReader::with_capacity(wire::READ_BUFFER, stream);
     let mut buf = Vec::new();
     let mut out = Vec::new();
 
@@ -71,7 +71,7 @@ async fn serve_connection(stream: TcpStream, raft: &Raft, secret: &ClusterSecret
         Ok(Ok(_)) => Some("missing or wrong cluster secret".to_owned()),
     };
     if let Some(reason) = refusal {
-        refuse(&mut conn, &mut out, &reason).await;
+        refuse(&mut conn, &reason).await;
         return Err(reason);
     }
 
@@ -85,7 +85,7 @@ async fn serve_connection(stream: TcpStream, raft: &Raft, secret: &ClusterSecret
             Err(ReadError::Closed) => return Ok(()),
             Err(e) => {
                 let reason = e.to_string();
-                refuse(&mut conn, &mut out, &reason).await;
+                refuse(&mut conn, &reason).await;
                 return Err(reason);
             }
         };
@@ -97,7 +97,7 @@ async fn serve_connection(stream: TcpStream, raft: &Raft, secret: &ClusterSecret
             other => Err(format!("unknown request kind {other}")),
         };
         if let Err(reason) = encoded {
-            refuse(&mut conn, &mut out, &reason).await;
+            refuse(&mut conn, &reason).await;
             return Err(reason);
         }
         conn.get_mut().write_all(&out).await.map_err(|e| format!("writing a reply: {e}"))?;
@@ -117,10 +117,10 @@ where
 }
 
 /// Answers with an [`wire::ERROR`] frame and closes.
-async fn refuse(conn: &mut BufReader<TcpStream>, out: &mut Vec<u8>, reason: &str) {
-    out.clear();
-    wire::put_frame(out, wire::ERROR, reason.as_bytes());
-    close_with(conn, out).await;
+async fn refuse(conn: &mut BufReader<TcpStream>, reason: &str) {
+    let mut frame = Vec::with_capacity(reason.len() + 5);
+    wire::put_frame(&mut frame, wire::ERROR, reason.as_bytes());
+    close_with(conn, &frame).await;
 }
 
 /// Writes `last` and closes. What the peer sent after the refused request is read and dropped

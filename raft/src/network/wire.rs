@@ -32,6 +32,9 @@ pub(crate) const ERROR: u8 = 6;
 
 /// Largest frame accepted: a full append batch or a snapshot chunk, with room to spare.
 pub(crate) const MAX_FRAME: usize = 64 * 1024 * 1024;
+/// Read buffer of each end of a connection: a heartbeat, an append of a few entries and their
+/// replies each arrive in one read.
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
 /// Largest hello accepted, so that a peer that has not authenticated cannot make the server
 /// allocate more than this.
 pub(crate) const MAX_HELLO: usize = 4096;
