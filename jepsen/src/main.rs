@@ -5,10 +5,12 @@
 //! Exit codes: 0 every invariant held, 1 an invariant was violated, 2 the harness itself could
 //! not run (not root, binaries missing, …).
 //!
-//! `jepsen bench` measures the gateway instead (see `bench/README.md`).
+//! `jepsen bench` measures the gateway instead, and `jepsen compare` puts two series of its
+//! runs side by side (see `bench/README.md`).
 
 use std::process::ExitCode;
 
+use bpg_jepsen::bench::compare::{CompareArgs, compare};
 use bpg_jepsen::bench::{BenchArgs, bench};
 use bpg_jepsen::run::{RunArgs, run};
 use clap::{Parser, Subcommand};
@@ -26,6 +28,8 @@ enum Cmd {
     Run(RunArgs),
     /// Measure throughput, latency, failover time and footprint (release build), against etcd.
     Bench(BenchArgs),
+    /// Put two series of bench runs side by side, with an exact rank test per figure.
+    Compare(CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
                 match cli.command {
                     Cmd::Run(args) => run(args).await,
                     Cmd::Bench(args) => bench(args).await.map(|()| true),
+                    Cmd::Compare(args) => compare(args).map(|()| true),
                 }
             } => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),

@@ -3,6 +3,7 @@
 //! same run a 3-member etcd cluster and the disk's fdatasync rate, so that ratios hold on a
 //! noisy machine. Results go to `bench/results/` as JSON and Markdown, plots as PNG.
 
+pub mod compare;
 pub mod cpu;
 mod etcd;
 pub mod load;
