@@ -22,10 +22,9 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::facade::{WriteError, leader_from};
 use crate::model::{Command, Response};

@@ -112,18 +112,8 @@ pub fn exact_p(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     // Every choice of which m pooled values form the second group.
     let mut chosen: Vec<usize> = (0..m).collect();
     loop {
-        let mut in_b = vec![false; n + m];
-        for &i in &chosen {
-            in_b[i] = true;
-        }
-        let (first, second): (Vec<f64>, Vec<f64>) = {
-            let mut first = Vec::with_capacity(n);
-            let mut second = Vec::with_capacity(m);
-            for (i, v) in pooled.iter().enumerate() {
-                if in_b[i] { second.push(*v) } else { first.push(*v) }
-            }
-            (first, second)
-        };
+        let second: Vec<f64> = chosen.iter().map(|&i| pooled[i]).collect();
+        let first: Vec<f64> = (0..n + m).filter(|i| !chosen.contains(i)).map(|i| pooled[i]).collect();
         let u = u_lower(&first, &second);
         total += 1;
         // U takes half-integer values only, so a small tolerance compares them exactly.
