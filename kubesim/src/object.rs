@@ -8,11 +8,17 @@
 //! `spec`, the largest part, as it was. Here `metadata`, `spec`, `status` and the other
 //! top-level fields together each sit behind an `Arc`: a new version copies the parts it
 //! changes and shares the rest, and copying a version copies no JSON at all.
+//!
+//! Objects written once and seldom read, Events above all (twelve of them per application,
+//! two thirds of a kubesim's writes under that benchmark), keep their other top-level fields
+//! as the JSON text they were written as, one allocation instead of a tree of dozens, and are
+//! parsed the first time something reads them.
 
-use std::ops::{Index, IndexMut};
-use std::sync::Arc;
+use std::ops::{Deref, Index, IndexMut};
+use std::sync::{Arc, OnceLock};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 static NULL: Value = Value::Null;
@@ -20,15 +26,85 @@ static NULL: Value = Value::Null;
 /// The top-level fields kept apart, in the order a JSON object's keys sort.
 const PARTS: [&str; 3] = ["metadata", "spec", "status"];
 
+/// One of [`PARTS`] of an object. The `spec` part also keeps its JSON text once it has been
+/// sent: every version of an object shares its spec, the largest part of a SparkApplication,
+/// and each version goes to every watcher, so the spec is serialized once instead of each time.
+#[derive(Debug, Default)]
+pub struct Part {
+    value: Value,
+    sent: OnceLock<Box<RawValue>>,
+}
+
+impl Part {
+    fn new(value: Value) -> Part {
+        Part { value, sent: OnceLock::new() }
+    }
+
+    /// The JSON text of the value, written on first use.
+    fn text(&self) -> &RawValue {
+        self.sent.get_or_init(|| serde_json::value::to_raw_value(&self.value).expect("a JSON value serializes"))
+    }
+}
+
+/// A copy is made to be changed, so it starts without text.
+impl Clone for Part {
+    fn clone(&self) -> Part {
+        Part::new(self.value.clone())
+    }
+}
+
+impl PartialEq for Part {
+    fn eq(&self, other: &Part) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Deref for Part {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
 /// A JSON object whose parts are shared with the versions it was made from. Indexing reads
 /// like a `serde_json::Value`: a missing field is `null`, and writing through `obj["field"]`
 /// adds it (copying its part first if another version shares it).
 #[derive(Clone, Debug, Default)]
 pub struct Object {
     /// `metadata`, `spec`, `status`, each when present.
-    parts: [Option<Arc<Value>>; 3],
+    parts: [Option<Arc<Part>>; 3],
     /// Every other top-level field (`apiVersion`, `kind`, an Event's fields).
-    rest: Arc<Map<String, Value>>,
+    rest: Arc<Rest>,
+}
+
+/// The top-level fields outside [`PARTS`]: a tree, or the JSON text of an object holding them,
+/// parsed into the tree on first read. A write turns it into a tree for good.
+#[derive(Clone, Debug, Default)]
+struct Rest {
+    /// Set while the fields have not been written to since they were given as text.
+    text: Option<Box<str>>,
+    /// The fields; unset only while `text` is set and nothing has read them yet.
+    tree: OnceLock<Map<String, Value>>,
+}
+
+impl Rest {
+    fn tree(tree: Map<String, Value>) -> Rest {
+        Rest { text: None, tree: OnceLock::from(tree) }
+    }
+
+    fn map(&self) -> &Map<String, Value> {
+        self.tree.get_or_init(|| {
+            let text = self.text.as_deref().unwrap_or("{}");
+            serde_json::from_str(text).expect("the text was written by serde_json from a value that is a JSON object")
+        })
+    }
+
+    fn map_mut(&mut self) -> &mut Map<String, Value> {
+        self.map();
+        self.text = None;
+        self.tree.get_mut().expect("`map` has just filled it")
+    }
 }
 
 fn part_index(field: &str) -> Option<usize> {
@@ -39,17 +115,30 @@ impl Object {
     /// The object `value` holds; `None` when it is not a JSON object.
     pub fn from_value(value: Value) -> Option<Object> {
         let Value::Object(mut rest) = value else { return None };
-        let parts = PARTS.map(|p| rest.remove(p).map(Arc::new));
-        Some(Object { parts, rest: Arc::new(rest) })
+        let parts = PARTS.map(|p| rest.remove(p).map(|v| Arc::new(Part::new(v))));
+        Some(Object { parts, rest: Arc::new(Rest::tree(rest)) })
+    }
+
+    /// An object of `metadata` and the top-level fields `fields` serializes to, kept as that
+    /// JSON text until something reads them. `None` when `fields` does not serialize to a JSON
+    /// object; it must not have a `metadata`, `spec` or `status` field of its own.
+    pub fn with_text_fields(metadata: Value, fields: &impl Serialize) -> Option<Object> {
+        let text = serde_json::to_string(fields).ok().filter(|t| t.starts_with('{'))?;
+        debug_assert!(
+            serde_json::from_str::<Map<String, Value>>(&text).is_ok_and(|m| PARTS.iter().all(|p| !m.contains_key(*p))),
+            "text fields that are an object without metadata, spec or status: {text}"
+        );
+        let rest = Rest { text: Some(text.into_boxed_str()), tree: OnceLock::new() };
+        Some(Object { parts: [Some(Arc::new(Part::new(metadata))), None, None], rest: Arc::new(rest) })
     }
 
     /// A plain JSON copy, for the rare writes that rework the whole object (a user's replace
     /// or patch).
     pub fn to_value(&self) -> Value {
-        let mut map = self.rest.as_ref().clone();
+        let mut map = self.rest.map().clone();
         for (name, part) in PARTS.iter().zip(&self.parts) {
             if let Some(part) = part {
-                map.insert((*name).to_owned(), part.as_ref().clone());
+                map.insert((*name).to_owned(), part.value.clone());
             }
         }
         Value::Object(map)
@@ -57,8 +146,8 @@ impl Object {
 
     pub fn get(&self, field: &str) -> Option<&Value> {
         match part_index(field) {
-            Some(i) => self.parts[i].as_deref(),
-            None => self.rest.get(field),
+            Some(i) => self.parts[i].as_deref().map(|part| &part.value),
+            None => self.rest.map().get(field),
         }
     }
 
@@ -70,10 +159,10 @@ impl Object {
     }
 
     /// `field` itself, shared with this object (`null` when it has none).
-    pub fn shared(&self, field: &str) -> Arc<Value> {
+    pub fn shared(&self, field: &str) -> Arc<Part> {
         match part_index(field).and_then(|i| self.parts[i].clone()) {
             Some(part) => part,
-            None => Arc::new(self.get(field).cloned().unwrap_or(Value::Null)),
+            None => Arc::new(Part::new(self.get(field).cloned().unwrap_or(Value::Null))),
         }
     }
 
@@ -81,8 +170,8 @@ impl Object {
         match part_index(field) {
             Some(i) => self.parts[i] = None,
             None => {
-                if self.rest.contains_key(field) {
-                    Arc::make_mut(&mut self.rest).remove(field);
+                if self.rest.map().contains_key(field) {
+                    Arc::make_mut(&mut self.rest).map_mut().remove(field);
                 }
             }
         }
@@ -95,22 +184,24 @@ impl Object {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
                 (a, b) => a.is_none() && b.is_none(),
             },
-            None => self.rest.get(field) == other.rest.get(field),
+            None => self.rest.map().get(field) == other.rest.map().get(field),
         }
     }
 
     /// Serializes the fields in key order, as a JSON object's keys sort, with
     /// `metadata.resourceVersion` written as `revision` when one is given.
     fn serialize_at<S: Serializer>(&self, s: S, revision: Option<&str>) -> Result<S::Ok, S::Error> {
-        let len = self.rest.len() + self.parts.iter().flatten().count();
+        let rest = self.rest.map();
+        let len = rest.len() + self.parts.iter().flatten().count();
         let mut map = s.serialize_map(Some(len))?;
         let mut parts = PARTS.iter().zip(&self.parts).filter_map(|(name, part)| Some((*name, part.as_deref()?)));
         let mut next_part = parts.next();
-        let emit = |map: &mut S::SerializeMap, name: &str, part: &Value| match (name, revision, part) {
+        let emit = |map: &mut S::SerializeMap, name: &str, part: &Part| match (name, revision, &part.value) {
             ("metadata", Some(rv), Value::Object(meta)) => map.serialize_entry(name, &MetadataAt { meta, rv }),
-            _ => map.serialize_entry(name, part),
+            ("spec", _, _) => map.serialize_entry(name, part.text()),
+            (_, _, value) => map.serialize_entry(name, value),
         };
-        for (k, v) in self.rest.iter() {
+        for (k, v) in rest.iter() {
             while let Some((name, part)) = next_part.filter(|(name, _)| *name < k.as_str()) {
                 emit(&mut map, name, part)?;
                 next_part = parts.next();
@@ -142,8 +233,12 @@ impl Index<&str> for Object {
 impl IndexMut<&str> for Object {
     fn index_mut(&mut self, field: &str) -> &mut Value {
         match part_index(field) {
-            Some(i) => Arc::make_mut(self.parts[i].get_or_insert_with(|| Arc::new(Value::Null))),
-            None => Arc::make_mut(&mut self.rest).entry(field).or_insert(Value::Null),
+            Some(i) => {
+                let part = Arc::make_mut(self.parts[i].get_or_insert_with(|| Arc::new(Part::default())));
+                part.sent = OnceLock::new();
+                &mut part.value
+            }
+            None => Arc::make_mut(&mut self.rest).map_mut().entry(field).or_insert(Value::Null),
         }
     }
 }
@@ -151,7 +246,7 @@ impl IndexMut<&str> for Object {
 impl PartialEq for Object {
     fn eq(&self, other: &Object) -> bool {
         PARTS.iter().all(|p| self.same_field(other, p))
-            && (Arc::ptr_eq(&self.rest, &other.rest) || self.rest == other.rest)
+            && (Arc::ptr_eq(&self.rest, &other.rest) || self.rest.map() == other.rest.map())
     }
 }
 
@@ -199,6 +294,7 @@ impl Serialize for MetadataAt<'_> {
 
 #[cfg(test)]
 mod tests {
+    use serde::Serialize;
     use serde_json::json;
 
     use super::*;
@@ -263,6 +359,85 @@ mod tests {
         assert_ne!(a, d);
         d.remove("kind");
         assert_eq!(d["kind"], Value::Null);
+    }
+
+    #[derive(Serialize)]
+    struct Fields {
+        kind: &'static str,
+        reason: &'static str,
+        #[serde(rename = "involvedObject")]
+        involved_object: Value,
+    }
+
+    fn event_fields() -> Fields {
+        Fields { kind: "Event", reason: "Scheduled \"quoted\"", involved_object: json!({"kind": "Pod", "name": "p"}) }
+    }
+
+    fn event_value() -> Value {
+        json!({"involvedObject": {"kind": "Pod", "name": "p"}, "kind": "Event", "metadata": {"name": "e"}, "reason": "Scheduled \"quoted\""})
+    }
+
+    #[test]
+    fn fields_given_as_text_read_and_serialize_as_the_same_fields_given_as_a_tree() {
+        let text = Object::with_text_fields(json!({"name": "e"}), &event_fields()).expect("an object");
+        let tree = Object::from_value(event_value()).expect("an object");
+        let sent = serde_json::to_string(&text).expect("serializes");
+        assert_eq!(sent, serde_json::to_string(&tree).expect("serializes"), "same bytes, keys in the same order");
+        assert_eq!(sent, event_value().to_string());
+        assert_eq!(text.at("involvedObject.name"), "p");
+        assert_eq!(text["reason"], "Scheduled \"quoted\"");
+        assert_eq!(text["message"], Value::Null, "a field it lacks is null");
+        assert_eq!(text, tree);
+        assert!(text.same_field(&tree, "involvedObject") && text.same_field(&tree, "metadata"));
+        assert_eq!(text.to_value(), event_value());
+        let at: Value = serde_json::to_value(text.at_revision(7)).expect("serializes");
+        assert_eq!(at["metadata"]["resourceVersion"], "7");
+        assert_eq!(at["reason"], "Scheduled \"quoted\"");
+    }
+
+    #[test]
+    fn writing_a_field_given_as_text_leaves_the_versions_sharing_it_unchanged() {
+        let first = Object::with_text_fields(json!({"name": "e"}), &event_fields()).expect("an object");
+        let mut second = first.clone();
+        second["count"] = json!(2);
+        let mut third = first.clone();
+        third.remove("reason");
+        assert_eq!(second["count"], 2);
+        assert_eq!(second["reason"], "Scheduled \"quoted\"", "the other fields are kept");
+        assert_eq!(third["reason"], Value::Null);
+        assert_eq!(third["kind"], "Event");
+        assert_eq!(first, Object::from_value(event_value()).expect("an object"), "the first version is unchanged");
+        assert_ne!(first, second);
+        assert_ne!(first, third);
+    }
+
+    #[test]
+    fn text_fields_must_be_an_object() {
+        assert!(Object::with_text_fields(json!({"name": "e"}), &[1, 2]).is_none());
+        assert!(Object::with_text_fields(json!({"name": "e"}), &"text").is_none());
+        let empty = Object::with_text_fields(json!({"name": "e"}), &serde_json::Map::new()).expect("an object");
+        assert_eq!(serde_json::to_value(&empty).expect("serializes"), json!({"metadata": {"name": "e"}}));
+    }
+
+    #[test]
+    fn the_spec_is_serialized_once_and_a_changed_spec_afresh() {
+        let first = app();
+        assert_eq!(serde_json::to_value(&first).expect("serializes")["spec"], json!({"big": [1, 2, 3]}));
+        let sent = first.parts[1].as_ref().and_then(|p| p.sent.get()).expect("the spec's text is kept");
+        assert_eq!(sent.get(), r#"{"big":[1,2,3]}"#);
+        let mut status_only = first.clone();
+        status_only["status"] = json!({"state": "RUNNING"});
+        assert!(Arc::ptr_eq(&first.shared("spec"), &status_only.shared("spec")), "the text goes with the shared spec");
+        let mut changed = first.clone();
+        changed["spec"]["big"] = json!([4]);
+        let text = serde_json::to_string(&changed).expect("serializes");
+        assert!(text.contains(r#""spec":{"big":[4]}"#), "{text}");
+        assert_eq!(serde_json::to_value(&first).expect("serializes")["spec"], json!({"big": [1, 2, 3]}));
+        // Written through while no other version shares it, the spec is sent as it is now.
+        let mut only = Object::from_value(json!({"spec": {"a": 1}})).expect("an object");
+        serde_json::to_string(&only).expect("serializes");
+        only["spec"]["a"] = json!(2);
+        assert_eq!(serde_json::to_string(&only).expect("serializes"), r#"{"spec":{"a":2}}"#);
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngExt;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::clock::rfc3339_now as now;
-use crate::object::Object;
+use crate::object::{Object, Part};
 use crate::resource::{Resource, SPARK_GROUP, SPARK_VERSION};
 use crate::sim::Sim;
 use crate::sparklog::{self, AppInfo};
@@ -46,7 +47,7 @@ struct Run {
     uid: String,
     info: AppInfo,
     image: String,
-    spec: Arc<Value>,
+    spec: Arc<Part>,
 }
 
 impl Run {
@@ -436,22 +437,53 @@ impl Run {
     }
 
     fn event(&self, involved: Value, kind: &str, reason: &str, message: &str) {
-        let target = involved["name"].as_str().unwrap_or("x").to_owned();
+        let target = involved["name"].as_str().unwrap_or("x");
         let source = if involved["kind"] == "Pod" { "kubelet" } else { "spark-operator" };
         let at = now();
-        let event = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": format!("{target}.{:016x}", self.sim.with_rng(|r| r.random::<u64>()))},
-            "involvedObject": involved, "reason": reason, "message": message, "type": kind,
-            "firstTimestamp": &at, "lastTimestamp": &at, "count": 1,
-            "source": {"component": source, "host": NODE}, "reportingComponent": source,
-        });
-        let event = Object::from_value(event).expect("an event is a JSON object");
-        if let Ok(created) = self.sim.store().create(Resource::Event, self.ns(), event) {
-            let name = created["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = format!("{target}.{:016x}", self.sim.with_rng(|r| r.random::<u64>()));
+        let fields = EventFields {
+            api_version: "v1",
+            kind: "Event",
+            involved_object: &involved,
+            reason,
+            message,
+            event_type: kind,
+            first_timestamp: &at,
+            last_timestamp: &at,
+            count: 1,
+            source: EventSource { component: source, host: NODE },
+            reporting_component: source,
+        };
+        let event = Object::with_text_fields(json!({ "name": name }), &fields).expect("an event is a JSON object");
+        if self.sim.store().create(Resource::Event, self.ns(), event).is_ok() {
             self.sim.event_recorded((Resource::Event, self.ns().to_owned(), name));
         }
     }
+}
+
+/// An Event's fields other than its metadata, as the operator and the kubelet write them;
+/// stored as their JSON text (see [`Object::with_text_fields`]).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventFields<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    involved_object: &'a Value,
+    reason: &'a str,
+    message: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    first_timestamp: &'a str,
+    last_timestamp: &'a str,
+    count: u32,
+    source: EventSource<'a>,
+    reporting_component: &'a str,
+}
+
+#[derive(Serialize)]
+struct EventSource<'a> {
+    component: &'a str,
+    host: &'a str,
 }
 
 /// An Event's `involvedObject` for a pod.

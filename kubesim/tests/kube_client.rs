@@ -353,6 +353,39 @@ async fn pods_logs_and_events_follow_the_application() {
     }
     let driver_events = events.list(&ListParams::default().fields("involvedObject.name=pi-driver")).await.unwrap();
     assert!(driver_events.items.iter().any(|e| e.reason.as_deref() == Some("Scheduled")));
+    // Every field an Event carries, as kubectl describe shows them.
+    let app = api.get("pi").await.unwrap();
+    let added = app_events.items.iter().find(|e| e.reason.as_deref() == Some("SparkApplicationAdded")).unwrap();
+    let involved = &added.involved_object;
+    assert_eq!(
+        (involved.kind.as_deref(), involved.name.as_deref(), involved.namespace.as_deref()),
+        (Some("SparkApplication"), Some("pi"), Some("spark"))
+    );
+    assert_eq!(involved.uid, app.metadata.uid);
+    assert_eq!(involved.api_version.as_deref(), Some("sparkoperator.k8s.io/v1beta2"));
+    assert_eq!(added.type_.as_deref(), Some("Normal"));
+    assert_eq!(added.message.as_deref(), Some("SparkApplication pi was added, enqueuing it for submission"));
+    assert_eq!(added.count, Some(1));
+    assert!(added.first_timestamp.is_some() && added.first_timestamp == added.last_timestamp);
+    assert_eq!(added.source.as_ref().and_then(|s| s.component.as_deref()), Some("spark-operator"));
+    assert_eq!(added.reporting_component.as_deref(), Some("spark-operator"));
+    assert_eq!(added.metadata.namespace.as_deref(), Some("spark"));
+    assert!(added.metadata.name.as_deref().is_some_and(|n| n.starts_with("pi.")));
+    assert!(added.metadata.uid.is_some() && added.metadata.resource_version.is_some());
+    let scheduled = driver_events.items.iter().find(|e| e.reason.as_deref() == Some("Scheduled")).unwrap();
+    assert_eq!(scheduled.involved_object.kind.as_deref(), Some("Pod"));
+    assert_eq!(scheduled.involved_object.uid, driver.metadata.uid, "the driver pod's own uid");
+    assert_eq!(scheduled.source.as_ref().and_then(|s| s.component.as_deref()), Some("kubelet"));
+    // A watch from the start sends the same Events.
+    let mut watched = Vec::new();
+    let mut stream =
+        events.watch(&WatchParams::default().fields("involvedObject.name=pi").timeout(1), "0").await.unwrap().boxed();
+    while let Some(event) = stream.try_next().await.unwrap() {
+        if let WatchEvent::Added(e) = event {
+            watched.push(e);
+        }
+    }
+    assert!(watched.iter().any(|e| e == added), "{added:?} not among {watched:?}");
 
     api.delete("pi", &DeleteParams::background()).await.unwrap();
     assert!(
