@@ -9,6 +9,13 @@
 //! top-level fields together each sit behind an `Arc`: a new version copies the parts it
 //! changes and shares the rest, and copying a version copies no JSON at all.
 //!
+//! A version's `metadata.resourceVersion` is kept beside its parts rather than in the
+//! `metadata` tree, and written in when the version is sent: a write that changes only the
+//! status (the operator's pod phases and application states: every modification under that
+//! benchmark) then shares the metadata too, instead of copying a tree of labels, owner
+//! references and annotations to change one string in it, and freeing it again when the
+//! version leaves the history.
+//!
 //! Objects written once and seldom read, Events above all (twelve of them per application,
 //! two thirds of a kubesim's writes under that benchmark), keep their other top-level fields
 //! as the JSON text they were written as, one allocation instead of a tree of dozens, and are
@@ -76,6 +83,9 @@ pub struct Object {
     parts: [Option<Arc<Part>>; 3],
     /// Every other top-level field (`apiVersion`, `kind`, an Event's fields).
     rest: Arc<Rest>,
+    /// The store's revision of this version, sent as `metadata.resourceVersion` (which the
+    /// `metadata` tree then does not hold); `None` for an object the store has not written.
+    revision: Option<u64>,
 }
 
 /// The top-level fields outside [`PARTS`]: a tree, or the JSON text of an object holding them,
@@ -116,7 +126,7 @@ impl Object {
     pub fn from_value(value: Value) -> Option<Object> {
         let Value::Object(mut rest) = value else { return None };
         let parts = PARTS.map(|p| rest.remove(p).map(|v| Arc::new(Part::new(v))));
-        Some(Object { parts, rest: Arc::new(Rest::tree(rest)) })
+        Some(Object { parts, rest: Arc::new(Rest::tree(rest)), revision: None })
     }
 
     /// An object of `metadata` and the top-level fields `fields` serializes to, kept as that
@@ -129,7 +139,7 @@ impl Object {
             "text fields that are an object without metadata, spec or status: {text}"
         );
         let rest = Rest { text: Some(text.into_boxed_str()), tree: OnceLock::new() };
-        Some(Object { parts: [Some(Arc::new(Part::new(metadata))), None, None], rest: Arc::new(rest) })
+        Some(Object { parts: [Some(Arc::new(Part::new(metadata))), None, None], rest: Arc::new(rest), revision: None })
     }
 
     /// A plain JSON copy, for the rare writes that rework the whole object (a user's replace
@@ -141,7 +151,47 @@ impl Object {
                 map.insert((*name).to_owned(), part.value.clone());
             }
         }
+        if self.revision.is_some() {
+            map.insert("metadata".to_owned(), self.metadata_value());
+        }
         Value::Object(map)
+    }
+
+    /// `metadata` as it is sent, with the `resourceVersion` of this version.
+    pub fn metadata_value(&self) -> Value {
+        let mut meta = self["metadata"].clone();
+        if let (Some(rv), Value::Object(m)) = (self.revision, &mut meta) {
+            m.insert("resourceVersion".to_owned(), Value::String(rv.to_string()));
+        }
+        meta
+    }
+
+    /// `metadata.resourceVersion`: the store's revision of this version, or for an object the
+    /// store has not written (a request's body), the one its metadata holds.
+    pub fn resource_version(&self) -> Option<String> {
+        match self.revision {
+            Some(rv) => Some(rv.to_string()),
+            None => self["metadata"]["resourceVersion"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// Makes this the store's version `rv`: the revision is kept beside the metadata, and a
+    /// `resourceVersion` in the metadata tree (a request's) is dropped.
+    pub(crate) fn set_revision(&mut self, rv: u64) {
+        if self["metadata"].get("resourceVersion").is_some()
+            && let Value::Object(meta) = &mut self["metadata"]
+        {
+            meta.remove("resourceVersion");
+        }
+        self.revision = Some(rv);
+    }
+
+    /// Whether `field` is the very same part in both (not merely equal).
+    pub(crate) fn shares(&self, other: &Object, field: &str) -> bool {
+        match part_index(field).map(|i| (&self.parts[i], &other.parts[i])) {
+            Some((Some(a), Some(b))) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     pub fn get(&self, field: &str) -> Option<&Value> {
@@ -189,8 +239,10 @@ impl Object {
     }
 
     /// Serializes the fields in key order, as a JSON object's keys sort, with
-    /// `metadata.resourceVersion` written as `revision` when one is given.
-    fn serialize_at<S: Serializer>(&self, s: S, revision: Option<&str>) -> Result<S::Ok, S::Error> {
+    /// `metadata.resourceVersion` written as `revision` when one is given, else as this
+    /// version's own.
+    fn serialize_at<S: Serializer>(&self, s: S, revision: Option<u64>) -> Result<S::Ok, S::Error> {
+        let revision = revision.or(self.revision);
         let rest = self.rest.map();
         let len = rest.len() + self.parts.iter().flatten().count();
         let mut map = s.serialize_map(Some(len))?;
@@ -218,7 +270,7 @@ impl Object {
     /// This object as sent at revision `rv`: a deleted object goes out with the deletion's
     /// revision, as a real API server sends it, without a copy of it being made.
     pub fn at_revision(&self, rv: u64) -> AtRevision<'_> {
-        AtRevision { object: self, rv: rv.to_string() }
+        AtRevision { object: self, rv }
     }
 }
 
@@ -245,7 +297,8 @@ impl IndexMut<&str> for Object {
 
 impl PartialEq for Object {
     fn eq(&self, other: &Object) -> bool {
-        PARTS.iter().all(|p| self.same_field(other, p))
+        self.revision == other.revision
+            && PARTS.iter().all(|p| self.same_field(other, p))
             && (Arc::ptr_eq(&self.rest, &other.rest) || self.rest.map() == other.rest.map())
     }
 }
@@ -260,33 +313,49 @@ impl Serialize for Object {
 #[derive(Debug)]
 pub struct AtRevision<'a> {
     object: &'a Object,
-    rv: String,
+    rv: u64,
 }
 
 impl Serialize for AtRevision<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.object.serialize_at(s, Some(&self.rv))
+        self.object.serialize_at(s, Some(self.rv))
     }
 }
 
 struct MetadataAt<'a> {
     meta: &'a Map<String, Value>,
-    rv: &'a str,
+    rv: u64,
+}
+
+/// A revision as a resourceVersion is sent: a decimal string.
+struct RevisionText(u64);
+
+impl Serialize for RevisionText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 impl Serialize for MetadataAt<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Keys in order, as a JSON object's sort: the resourceVersion goes in its place.
         let has_rv = self.meta.contains_key("resourceVersion");
         let mut map = s.serialize_map(Some(self.meta.len() + usize::from(!has_rv)))?;
+        let rv = RevisionText(self.rv);
+        let mut pending = !has_rv;
         for (k, v) in self.meta {
+            if pending && k.as_str() > "resourceVersion" {
+                map.serialize_entry("resourceVersion", &rv)?;
+                pending = false;
+            }
             if k == "resourceVersion" {
-                map.serialize_entry(k, self.rv)?;
+                map.serialize_entry(k, &rv)?;
             } else {
                 map.serialize_entry(k, v)?;
             }
         }
-        if !has_rv {
-            map.serialize_entry("resourceVersion", self.rv)?;
+        if pending {
+            map.serialize_entry("resourceVersion", &rv)?;
         }
         map.end()
     }

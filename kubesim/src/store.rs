@@ -181,9 +181,9 @@ impl Store {
         let meta = &mut object["metadata"];
         meta["namespace"] = Value::from(namespace);
         meta["uid"] = Value::from(uuid::Uuid::new_v4().to_string());
-        meta["resourceVersion"] = Value::from(rv.to_string());
         meta["creationTimestamp"] = Value::from(crate::clock::rfc3339_now());
         meta["generation"] = Value::from(1);
+        object.set_revision(rv);
         let object = Arc::new(object);
         inner.objects.insert(key, object.clone());
         self.record(
@@ -227,14 +227,18 @@ impl Store {
         };
         inner.rv += 1;
         let rv = inner.rv;
-        let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
         let spec_changed = spec_may_change && !next.same_field(&current, "spec");
-        let meta = &mut next["metadata"];
-        for field in ["uid", "creationTimestamp", "namespace", "name"] {
-            meta[field] = current["metadata"][field].clone();
+        // Metadata the writer left as it was (a status update's) is shared as it is: its
+        // fixed fields are the current ones, and the revision is kept beside it.
+        if spec_changed || !next.shares(&current, "metadata") {
+            let generation = current["metadata"]["generation"].as_i64().unwrap_or(1);
+            let meta = &mut next["metadata"];
+            for field in ["uid", "creationTimestamp", "namespace", "name"] {
+                meta[field] = current["metadata"][field].clone();
+            }
+            meta["generation"] = Value::from(if spec_changed { generation + 1 } else { generation });
         }
-        meta["resourceVersion"] = Value::from(rv.to_string());
-        meta["generation"] = Value::from(if spec_changed { generation + 1 } else { generation });
+        next.set_revision(rv);
         let next = Arc::new(next);
         *inner.objects.get_mut(key).expect("looked up above, under the same lock") = next.clone();
         let change =
@@ -311,7 +315,7 @@ mod tests {
     fn revisions_increase_and_generation_follows_spec() {
         let s = Store::new(100, 100);
         let a = s.create(Resource::SparkApplication, "ns", app("a")).unwrap();
-        assert_eq!(a["metadata"]["resourceVersion"], "1");
+        assert_eq!(a.resource_version().as_deref(), Some("1"));
         assert!(matches!(s.create(Resource::SparkApplication, "ns", app("a")), Err(WriteError::AlreadyExists)));
         let key = (Resource::SparkApplication, "ns".to_owned(), "a".to_owned());
         let b = s.update::<()>(&key, |cur| {
@@ -320,7 +324,7 @@ mod tests {
             Ok(Some(v))
         });
         let b = b.unwrap();
-        assert_eq!(b["metadata"]["resourceVersion"], "2");
+        assert_eq!(b.resource_version().as_deref(), Some("2"));
         assert_eq!(b["metadata"]["generation"], 1, "a status change keeps the generation");
         let c = s
             .update::<()>(&key, |cur| {
@@ -339,6 +343,45 @@ mod tests {
         let sent = serde_json::to_value(deleted.object.at_revision(4)).unwrap();
         assert_eq!(sent["metadata"]["resourceVersion"], "4");
         assert_eq!(sent["spec"], json!({"a": 2}), "with its last state");
+    }
+
+    #[test]
+    fn a_status_update_shares_the_metadata_and_is_sent_with_its_own_revision() {
+        let s = Store::new(100, 100);
+        let first = s.create(Resource::Pod, "ns", app("p")).unwrap();
+        let key = (Resource::Pod, "ns".to_owned(), "p".to_owned());
+        let second = s
+            .update_status::<()>(&key, |cur| {
+                let mut v = cur.clone();
+                v["status"] = json!({"phase": "Running"});
+                Ok(Some(v))
+            })
+            .unwrap();
+        assert!(Arc::ptr_eq(&first.shared("metadata"), &second.shared("metadata")), "shared, not copied");
+        let sent = |o: &Object| serde_json::to_value(o).unwrap();
+        assert_eq!(sent(&first)["metadata"]["resourceVersion"], "1", "each version keeps its own revision");
+        assert_eq!(sent(&second)["metadata"]["resourceVersion"], "2");
+        assert_eq!(sent(&second)["metadata"]["uid"], sent(&first)["metadata"]["uid"]);
+        assert_eq!(second.to_value()["metadata"], sent(&second)["metadata"]);
+        assert_eq!(second.metadata_value(), sent(&second)["metadata"]);
+
+        // A writer's own metadata (a user's replace) loses the resourceVersion it carried and
+        // keeps the fields only the store sets.
+        let third = s
+            .update::<()>(&key, |cur| {
+                let mut v = cur.to_value();
+                v["metadata"]["uid"] = json!("forged");
+                v["metadata"]["labels"] = json!({"a": "b"});
+                Ok(Object::from_value(v))
+            })
+            .unwrap();
+        let sent_third = sent(&third);
+        assert_eq!(sent_third["metadata"]["resourceVersion"], "3");
+        assert_eq!(sent_third["metadata"]["uid"], sent(&first)["metadata"]["uid"]);
+        assert_eq!(sent_third["metadata"]["labels"], json!({"a": "b"}));
+        assert_eq!(third["metadata"]["resourceVersion"], Value::Null, "the tree does not hold it");
+        let text = serde_json::to_string(third.as_ref()).unwrap();
+        assert_eq!(text, sent_third.to_string(), "keys in sorted order, resourceVersion among them");
     }
 
     #[test]
@@ -403,7 +446,7 @@ mod tests {
         let names: Vec<&str> = then.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["a", "b"], "c created later is absent, b deleted later is back");
         assert_eq!(then[0]["spec"]["a"], 1, "a as it was");
-        assert_eq!(then[0]["metadata"]["resourceVersion"], "1");
+        assert_eq!(then[0].resource_version().as_deref(), Some("1"));
         assert_eq!(s.list_at(Resource::SparkApplication, None, s.current_rv()).unwrap().len(), 2);
 
         let short = Store::new(2, 100);

@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::*;
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, Preconditions, WatchEvent, WatchParams,
+};
 use kube::runtime::{WatchStreamExt, watcher};
 use kubesim::OperatorConfig;
 use serde_json::json;
@@ -33,7 +35,21 @@ async fn create_get_list_and_delete() {
     assert_eq!((code, reason.as_str()), (404, "NotFound"));
     assert_eq!(message, "sparkapplications.sparkoperator.k8s.io \"missing\" not found");
 
-    api.delete("pi-a", &DeleteParams::foreground()).await.unwrap();
+    // A delete's resourceVersion precondition is checked against the current version's.
+    let status = json!({"status": {"applicationState": {"state": "RUNNING"}}});
+    let moved = api.patch_status("pi-a", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    assert_ne!(moved.metadata.resource_version, created.metadata.resource_version);
+    let when = |rv: &Option<String>| DeleteParams {
+        preconditions: Some(Preconditions { resource_version: rv.clone(), uid: None }),
+        ..DeleteParams::foreground()
+    };
+    let (code, reason, message) =
+        api_error(api.delete("pi-a", &when(&created.metadata.resource_version)).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (409, "Conflict"), "{message}");
+    let now = moved.metadata.resource_version.clone().unwrap();
+    assert!(message.ends_with(&format!("resourceVersion in object meta: {now}")), "{message}");
+    assert!(api.get_opt("pi-a").await.unwrap().is_some(), "the refused delete changed nothing");
+    api.delete("pi-a", &when(&moved.metadata.resource_version)).await.unwrap();
     assert!(api.get_opt("pi-a").await.unwrap().is_none());
     let (code, _, _) = api_error(api.delete("pi-a", &DeleteParams::background()).await.unwrap_err());
     assert_eq!(code, 404);

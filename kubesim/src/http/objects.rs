@@ -129,7 +129,7 @@ pub(crate) fn get(sim: Sim, res: Resource, ns: String, name: String, h: HeaderMa
     match sim.store().get(&key(res, &ns, &name)) {
         None => KubeError::not_found(res, &name).into_response(),
         Some(o) if wants_table(&h) => {
-            let rv = o["metadata"]["resourceVersion"].clone();
+            let rv = o.resource_version();
             Json(table::table(res, &[o], json!({"resourceVersion": rv}), None)).into_response()
         }
         Some(o) => Json(o.as_ref()).into_response(),
@@ -423,16 +423,17 @@ pub(crate) fn delete(sim: Sim, res: Resource, ns: String, name: String, q: Write
     let k = key(res, &ns, &name);
     let Some(current) = sim.store().get(&k) else { return KubeError::not_found(res, &name).into_response() };
     let pre = &options["preconditions"];
-    for field in ["uid", "resourceVersion"] {
+    let uid = current["metadata"]["uid"].as_str().map(str::to_owned);
+    for (field, actual) in [("uid", uid), ("resourceVersion", current.resource_version())] {
         if let Some(want) = pre[field].as_str()
-            && Some(want) != current["metadata"][field].as_str()
+            && Some(want) != actual.as_deref()
         {
             return KubeError::new(
                 409,
                 "Conflict",
                 format!(
                     "Precondition failed: {field} in precondition: {want}, {field} in object meta: {}",
-                    current["metadata"][field].as_str().unwrap_or("")
+                    actual.as_deref().unwrap_or("")
                 ),
             )
             .into_response();

@@ -74,7 +74,7 @@ pub(crate) fn table(res: Resource, items: &[Arc<Object>], metadata: Value, inclu
                 Some("Object") => o.to_value(),
                 Some("None") => Value::Null,
                 _ => {
-                    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+                    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.metadata_value()})
                 }
             };
             json!({"cells": cells, "object": object})
