@@ -147,19 +147,48 @@ impl Dispatcher {
                 return;
             }
         };
+        self.dispatch_listed(pending, deadline).await;
+    }
+
+    /// Dispatches the jobs of `listed`, a listing of pending jobs, that are still pending when
+    /// their turn comes, 32 at a time; returns how many it dispatched. The listing ages while
+    /// the pass goes on: a job in it may have been dispatched since by its submitter, which
+    /// then let go of its claim, and even deleted by its owner. Each job is read again once
+    /// claimed, so a finished dispatch is not repeated (a create answered 409 and a second
+    /// `RecordDispatch`, at saturation hundreds per pass) and a deleted job's application is
+    /// not created again.
+    pub async fn dispatch_listed(self: &Arc<Self>, listed: Vec<Job>, deadline: Duration) -> usize {
         let mut tasks = tokio::task::JoinSet::new();
-        for job in pending {
-            if tasks.len() >= 32 {
-                tasks.join_next().await;
+        let mut dispatched = 0;
+        for job in listed {
+            if tasks.len() >= 32
+                && let Some(Ok(true)) = tasks.join_next().await
+            {
+                dispatched += 1;
             }
             let me = self.clone();
             tasks.spawn(async move {
-                if let Some(_claim) = me.claim(&job.id) {
-                    let outcome = me.dispatch(&job, Instant::now() + deadline).await;
-                    tracing::info!(job = %job.id, ?outcome, "dispatched a pending job");
-                }
+                let Some(_claim) = me.claim(&job.id) else { return false };
+                let job = match me.raft.state().job(&job.id) {
+                    Ok(Some(job))
+                        if job.deleted_at_ms.is_none() && matches!(job.dispatch, Dispatch::Pending { .. }) =>
+                    {
+                        job
+                    }
+                    Ok(_) => return false,
+                    Err(e) => {
+                        tracing::error!(job = %job.id, error = %e, "cannot read a pending job");
+                        return false;
+                    }
+                };
+                let outcome = me.dispatch(&job, Instant::now() + deadline).await;
+                tracing::info!(job = %job.id, ?outcome, "dispatched a pending job");
+                true
             });
         }
-        while tasks.join_next().await.is_some() {}
+        while let Some(done) = tasks.join_next().await {
+            dispatched += usize::from(matches!(done, Ok(true)));
+        }
+        dispatched
     }
 }

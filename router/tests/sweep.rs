@@ -1,0 +1,125 @@
+//! The leader's background pass over pending jobs works from a listing that ages while it
+//! runs: a job dispatched (or deleted) since it was listed is left alone.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bpg_raft::model::{Command, Dispatch, Job, JobResources};
+use bpg_raft::{ClusterSecret, NetworkFactory, NodeInfo, RaftNode, RaftSettings, Store, StoreOptions};
+use bpg_router::ClusterConfig;
+use bpg_router::clusters::Clusters;
+use bpg_router::dispatch::{Dispatched, Dispatcher};
+use bpg_router::metrics::GatewayMetrics;
+use bpg_router::translate::SUBMISSION_ANNOTATION;
+use kubesim::{OperatorConfig, Running, Settings};
+use serde_json::json;
+
+const TOKEN: &str = "sweep-test-token";
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A one-node cluster on a fresh data directory, leading.
+async fn single_node(dir: &std::path::Path) -> RaftNode {
+    let store = Store::open(dir, &StoreOptions::default()).expect("store opens");
+    let network = NetworkFactory::new(1, ClusterSecret::new("test"), None);
+    let raft = RaftNode::start(1, store, network, &RaftSettings::default()).await.expect("raft starts");
+    let me = NodeInfo { raft_addr: "127.0.0.1:1".into(), api_addr: "127.0.0.1:2".into() };
+    raft.initialize(BTreeMap::from([(1, me)])).await.expect("initialized");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !raft.is_leader() {
+        assert!(Instant::now() < deadline, "a one-node cluster did not elect itself");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    raft
+}
+
+fn job(id: &str) -> Job {
+    let manifest = json!({
+        "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+        "metadata": {"name": id, "namespace": "spark", "annotations": {SUBMISSION_ANNOTATION: id}},
+        "spec": {
+            "type": "Scala", "mode": "cluster", "sparkVersion": "3.5.0", "image": "spark:3.5.0",
+            "mainClass": "org.apache.spark.examples.SparkPi",
+            "mainApplicationFile": "local:///opt/spark/examples/jars/spark-examples.jar",
+            "driver": {"cores": 1, "memory": "1g"},
+            "executor": {"cores": 1, "instances": 1, "memory": "1g"}
+        }
+    });
+    Job {
+        id: id.to_owned(),
+        cluster: "c1".into(),
+        namespace: "spark".into(),
+        owner: "alice".into(),
+        proxy_user: "alice".into(),
+        queue: "poc".into(),
+        spark_version: "3.5".into(),
+        application_name: None,
+        submitted_at_ms: 1,
+        max_running_millis: 3_600_000,
+        resources: JobResources::default(),
+        dispatch: Dispatch::Pending { manifest: manifest.to_string() },
+        observed: None,
+        deleted_at_ms: None,
+    }
+}
+
+#[tokio::test]
+async fn a_pass_dispatches_only_what_is_still_pending_when_it_gets_there() {
+    // Slow operator timing: the objects stay as created.
+    let operator = OperatorConfig { time_scale: 100.0, ..OperatorConfig::default() };
+    let srv = Running::start(Settings { token: Some(TOKEN.into()), operator, ..Settings::default() })
+        .await
+        .expect("kubesim starts");
+    let config = ClusterConfig {
+        id: "c1".into(),
+        weight: 1,
+        master_url: srv.url(),
+        token: Some(TOKEN.into()),
+        timeout: Duration::from_secs(10),
+        namespace: "spark".into(),
+        ..ClusterConfig::default()
+    };
+    let metrics = GatewayMetrics::detached();
+    let clusters = Arc::new(Clusters::new(vec![config], &metrics).expect("a client"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft = single_node(dir.path()).await;
+    let dispatcher = Arc::new(Dispatcher::new(raft.clone(), clusters.clone(), metrics));
+    let cluster = clusters.get("c1").expect("configured");
+
+    let ids = [
+        "c1-0000000000000000000000000000000a",
+        "c1-0000000000000000000000000000000b",
+        "c1-0000000000000000000000000000000c",
+    ];
+    for id in ids {
+        raft.write(Command::Submit { job: Box::new(job(id)), idempotency_key: None }).await.expect("submitted");
+    }
+    let listing = raft.state().pending_dispatch().expect("pending jobs");
+    assert_eq!(listing.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ids, "all three listed as pending");
+
+    // After the listing: `a` is dispatched by its submitter, `b` too and then deleted by its
+    // owner (its application removed); `c` is left pending.
+    for id in &ids[..2] {
+        let claim = dispatcher.reserve(id).expect("nobody dispatches it");
+        let dispatched = dispatcher.dispatch(&job(id), Instant::now() + DEADLINE).await;
+        assert_eq!(dispatched, Dispatched::Created);
+        drop(claim);
+    }
+    raft.write(Command::Delete { id: ids[1].into(), at_ms: 2 }).await.expect("deleted");
+    cluster.delete(ids[1]).await.expect("the application is removed");
+    let entries = raft.status().last_log_index;
+
+    assert_eq!(dispatcher.dispatch_listed(listing, DEADLINE).await, 1, "only the job still pending");
+    assert!(cluster.get(ids[1]).await.expect("get").is_none(), "the deleted job's application is not created again");
+    assert!(cluster.get(ids[2]).await.expect("get").is_some(), "the pending job's application is created");
+    assert_eq!(
+        raft.status().last_log_index,
+        entries.map(|i| i + 1),
+        "one entry: the dispatch of the pending job, none for the two done before"
+    );
+    let c = raft.state().job(ids[2]).expect("read").expect("the job");
+    assert_eq!(c.dispatch, Dispatch::Created);
+    let b = raft.state().job(ids[1]).expect("read").expect("the tombstone");
+    assert!(b.deleted_at_ms.is_some());
+    drop(srv);
+}
