@@ -2,33 +2,18 @@
 //! to for the dispatcher, which must neither duplicate an application nor take over one it
 //! did not create.
 
-use std::time::Duration;
+mod common;
 
-use bpg_router::ClusterConfig;
 use bpg_router::clusters::{Cluster, CreateOutcome, spark_resource};
 use bpg_router::metrics::GatewayMetrics;
 use bpg_router::translate::SUBMISSION_ANNOTATION;
+use common::{TOKEN, app, kubesim_c1};
 use kube::api::{Api, DynamicObject, ListParams};
-use kubesim::{OperatorConfig, Running, Settings};
-use serde_json::{Value, json};
-
-const TOKEN: &str = "create-test-token";
+use kubesim::Running;
+use serde_json::json;
 
 async fn cluster() -> (Running, Cluster) {
-    // Slow operator timing: nothing moves, so the objects stay as created.
-    let operator = OperatorConfig { time_scale: 100.0, ..OperatorConfig::default() };
-    let srv = Running::start(Settings { token: Some(TOKEN.into()), operator, ..Settings::default() })
-        .await
-        .expect("kubesim starts");
-    let config = ClusterConfig {
-        id: "c1".into(),
-        weight: 1,
-        master_url: srv.url(),
-        token: Some(TOKEN.into()),
-        timeout: Duration::from_secs(10),
-        namespace: "spark".into(),
-        ..ClusterConfig::default()
-    };
+    let (srv, config) = kubesim_c1().await;
     let cluster = Cluster::new(config, GatewayMetrics::detached()).expect("a client");
     (srv, cluster)
 }
@@ -41,23 +26,6 @@ async fn names(srv: &Running) -> Vec<String> {
     let apps: Api<DynamicObject> = Api::namespaced_with(client, "spark", &spark_resource());
     let list = apps.list(&ListParams::default()).await.expect("list");
     list.items.into_iter().filter_map(|o| o.metadata.name).collect()
-}
-
-fn app(name: &str, submission: Option<&str>) -> Value {
-    let mut metadata = json!({"name": name, "namespace": "spark"});
-    if let Some(id) = submission {
-        metadata["annotations"] = json!({SUBMISSION_ANNOTATION: id});
-    }
-    json!({
-        "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication", "metadata": metadata,
-        "spec": {
-            "type": "Scala", "mode": "cluster", "sparkVersion": "3.5.0", "image": "spark:3.5.0",
-            "mainClass": "org.apache.spark.examples.SparkPi",
-            "mainApplicationFile": "local:///opt/spark/examples/jars/spark-examples.jar",
-            "driver": {"cores": 1, "memory": "1g"},
-            "executor": {"cores": 1, "instances": 1, "memory": "1g"}
-        }
-    })
 }
 
 #[tokio::test]

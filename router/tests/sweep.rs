@@ -1,21 +1,19 @@
 //! The leader's background pass over pending jobs works from a listing that ages while it
 //! runs: a job dispatched (or deleted) since it was listed is left alone.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bpg_raft::model::{Command, Dispatch, Job, JobResources};
 use bpg_raft::{ClusterSecret, NetworkFactory, NodeInfo, RaftNode, RaftSettings, Store, StoreOptions};
-use bpg_router::ClusterConfig;
 use bpg_router::clusters::Clusters;
 use bpg_router::dispatch::{Dispatched, Dispatcher};
 use bpg_router::metrics::GatewayMetrics;
-use bpg_router::translate::SUBMISSION_ANNOTATION;
-use kubesim::{OperatorConfig, Running, Settings};
-use serde_json::json;
+use common::{app, kubesim_c1};
 
-const TOKEN: &str = "sweep-test-token";
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A one-node cluster on a fresh data directory, leading.
@@ -34,17 +32,7 @@ async fn single_node(dir: &std::path::Path) -> RaftNode {
 }
 
 fn job(id: &str) -> Job {
-    let manifest = json!({
-        "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
-        "metadata": {"name": id, "namespace": "spark", "annotations": {SUBMISSION_ANNOTATION: id}},
-        "spec": {
-            "type": "Scala", "mode": "cluster", "sparkVersion": "3.5.0", "image": "spark:3.5.0",
-            "mainClass": "org.apache.spark.examples.SparkPi",
-            "mainApplicationFile": "local:///opt/spark/examples/jars/spark-examples.jar",
-            "driver": {"cores": 1, "memory": "1g"},
-            "executor": {"cores": 1, "instances": 1, "memory": "1g"}
-        }
-    });
+    let manifest = app(id, Some(id));
     Job {
         id: id.to_owned(),
         cluster: "c1".into(),
@@ -65,20 +53,7 @@ fn job(id: &str) -> Job {
 
 #[tokio::test]
 async fn a_pass_dispatches_only_what_is_still_pending_when_it_gets_there() {
-    // Slow operator timing: the objects stay as created.
-    let operator = OperatorConfig { time_scale: 100.0, ..OperatorConfig::default() };
-    let srv = Running::start(Settings { token: Some(TOKEN.into()), operator, ..Settings::default() })
-        .await
-        .expect("kubesim starts");
-    let config = ClusterConfig {
-        id: "c1".into(),
-        weight: 1,
-        master_url: srv.url(),
-        token: Some(TOKEN.into()),
-        timeout: Duration::from_secs(10),
-        namespace: "spark".into(),
-        ..ClusterConfig::default()
-    };
+    let (srv, config) = kubesim_c1().await;
     let metrics = GatewayMetrics::detached();
     let clusters = Arc::new(Clusters::new(vec![config], &metrics).expect("a client"));
     let dir = tempfile::tempdir().expect("tempdir");
