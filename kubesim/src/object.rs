@@ -147,12 +147,10 @@ impl Object {
     pub fn to_value(&self) -> Value {
         let mut map = self.rest.map().clone();
         for (name, part) in PARTS.iter().zip(&self.parts) {
-            if let Some(part) = part {
-                map.insert((*name).to_owned(), part.value.clone());
+            if part.is_some() {
+                let value = if *name == "metadata" { self.metadata_value() } else { self[*name].clone() };
+                map.insert((*name).to_owned(), value);
             }
-        }
-        if self.revision.is_some() {
-            map.insert("metadata".to_owned(), self.metadata_value());
         }
         Value::Object(map)
     }

@@ -170,11 +170,7 @@ impl Dispatcher {
             tasks.spawn(async move {
                 let Some(_claim) = me.claim(&job.id) else { return false };
                 let job = match me.raft.state().job(&job.id) {
-                    Ok(Some(job))
-                        if job.deleted_at_ms.is_none() && matches!(job.dispatch, Dispatch::Pending { .. }) =>
-                    {
-                        job
-                    }
+                    Ok(Some(job)) if job.pending_manifest().is_some() => job,
                     Ok(_) => return false,
                     Err(e) => {
                         tracing::error!(job = %job.id, error = %e, "cannot read a pending job");

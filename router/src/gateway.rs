@@ -271,7 +271,7 @@ impl Gateway {
     async fn await_dispatch(&self, id: &str, deadline: Instant) {
         while Instant::now() < deadline {
             match self.raft.state().job(id) {
-                Ok(Some(job)) if !matches!(job.dispatch, Dispatch::Pending { .. }) || job.deleted_at_ms.is_some() => {
+                Ok(Some(job)) if job.pending_manifest().is_none() => {
                     return;
                 }
                 Ok(None) | Err(_) => return,

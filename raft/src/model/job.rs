@@ -130,6 +130,15 @@ impl Job {
             && self.observed.as_ref().is_some_and(|o| !o.vanished && o.state.as_deref() == Some("RUNNING"))
     }
 
+    /// The SparkApplication still to be created: the job is pending and was not deleted. What
+    /// the leader's dispatcher works on, and what the store lists as pending.
+    pub fn pending_manifest(&self) -> Option<&str> {
+        match &self.dispatch {
+            Dispatch::Pending { manifest } if self.deleted_at_ms.is_none() => Some(manifest),
+            _ => None,
+        }
+    }
+
     /// Whether the job's SparkApplication should exist on its cluster: created there, not
     /// deleted through bpg, not already known to be gone.
     pub fn expects_object(&self) -> bool {

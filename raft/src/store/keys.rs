@@ -121,14 +121,6 @@ pub(crate) fn derived_entries(job: &crate::model::Job) -> impl Iterator<Item = (
     derived_keys(job).into_iter().filter(|(_, _, present)| *present).map(|(table, key, _)| (table, key))
 }
 
-/// Whether `job` belongs in [`PENDING`], and the manifest its entry holds.
-pub(crate) fn pending_manifest(job: &Job) -> Option<&str> {
-    match &job.dispatch {
-        Dispatch::Pending { manifest } if job.deleted_at_ms.is_none() => Some(manifest),
-        _ => None,
-    }
-}
-
 /// `job`'s record in [`JOBS`]. A pending job's manifest (the SparkApplication to create, a few
 /// KiB: most of the record while it lasts) is stored as its [`PENDING`] value instead, and the
 /// record has an empty one. Kept inline, every job was written large once and rewritten small
@@ -137,7 +129,7 @@ pub(crate) fn pending_manifest(job: &Job) -> Option<&str> {
 /// leaves for 22 MiB of records). A deleted pending job has no [`PENDING`] entry and keeps its
 /// manifest inline. Snapshot files carry whole records ([`join_job`]), as before.
 pub(crate) fn stored_job(job: &Job) -> Vec<u8> {
-    if pending_manifest(job).is_none_or(str::is_empty) {
+    if job.pending_manifest().is_none_or(str::is_empty) {
         return encode(job);
     }
     let mut stripped = job.clone();

@@ -449,7 +449,7 @@ impl StateMachine {
                     let job = decode::<model::Job>(&r.value).map_err(std::io::Error::other)?;
                     let mut entries: Vec<_> =
                         derived_entries(&job).map(|(table, key)| (table, key, Vec::new())).collect();
-                    if let Some(manifest) = keys::pending_manifest(&job) {
+                    if let Some(manifest) = job.pending_manifest() {
                         entries.push((T_PENDING, r.key.clone(), manifest.as_bytes().to_vec()));
                     }
                     (Some(keys::stored_job(&job)), entries)

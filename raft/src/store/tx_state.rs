@@ -7,7 +7,7 @@ use redb::ReadableTable as _;
 
 use super::keys::{
     SM_TABLES, T_BY_OWNER, T_CLUSTERS, T_IDEMPOTENCY, T_JOBS, T_PENDING, decode, derived_keys, encode, join_job,
-    pair_key, pending_manifest, pending_value, stored_job,
+    pair_key, pending_value, stored_job,
 };
 use crate::model::{ClusterState, IdempotencyEntry, Job, StateAccess};
 
@@ -40,7 +40,7 @@ struct Indexed {
 
 impl Indexed {
     fn of(job: &Job) -> Indexed {
-        Indexed { derived: derived_keys(job), pending: pending_manifest(job).is_some() }
+        Indexed { derived: derived_keys(job), pending: job.pending_manifest().is_some() }
     }
 
     /// A job with no record: in no table.
@@ -118,7 +118,7 @@ impl StateAccess for TxState<'_, '_> {
             (false, _) => None,
         };
         let after = Indexed::of(job);
-        match pending_manifest(job) {
+        match job.pending_manifest() {
             // Written when the job becomes pending, and again only for a record of the layout
             // before (an empty value beside an inline manifest).
             Some(manifest) => {
