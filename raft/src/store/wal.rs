@@ -31,12 +31,20 @@
 //! record's length is never zero (a payload is an encoded entry), so a zero length where a
 //! record would start is the end of the records; after it the segment must hold only zeros. When
 //! no spare is ready the segment grows as before, and both kinds read the same.
+//!
+//! Every node rolls to a new segment at about the same moment (they append the same log), and
+//! each then writes a whole segment of zeros: written at once, three 16 MiB spares took the
+//! disk from the log syncs for half a second, and every such roll left a request window with a
+//! p99 of 60-130 ms (the bench at half its saturation rate, a roll every ~6.3 s). A spare is
+//! therefore spread over a share of the time the segment before took to fill
+//! ([`spare_spread`]), in small synced chunks, and is still ready long before it is needed.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::StoreError;
 
@@ -48,7 +56,19 @@ const DELETING: &str = ".deleting";
 const SPARE: &str = "spare-segment";
 /// Zeros are written to a spare in chunks of this size, each synced before the next, so the
 /// disk never has more than a chunk of them queued ahead of the log's own syncs.
-const ZERO_CHUNK: usize = 1 << 20;
+const ZERO_CHUNK: usize = 256 << 10;
+/// A spare is written over this share of the time the last segment took to fill...
+const SPARE_SPREAD: f64 = 0.5;
+/// ...and over this much at most: a segment can take hours to fill on a quiet node, and a spare
+/// spread that thin would not be ready when a busy spell starts.
+const MAX_SPARE_SPREAD: Duration = Duration::from_secs(10);
+
+/// How long to spread the writing of the next spare over, given how long the segment just
+/// filled took (`None`: not known, as for the first spare after opening the log; written at
+/// once).
+pub(crate) fn spare_spread(filled_in: Option<Duration>) -> Option<Duration> {
+    filled_in.map(|d| d.mul_f64(SPARE_SPREAD).min(MAX_SPARE_SPREAD))
+}
 
 /// The segment files of one node's Raft log. Not synchronized: [`super::LogStore`] holds it in
 /// a mutex and does blocking I/O (syncs, reads) outside it where it can.
@@ -77,6 +97,9 @@ struct Segment {
     /// Byte offset of each record; record `i` has index `first + i`.
     starts: Vec<u64>,
     len: u64,
+    /// When this process opened or created the segment: how long it takes to fill paces the
+    /// writing of the next spare.
+    opened: Instant,
 }
 
 impl Segment {
@@ -158,8 +181,10 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes `bytes` zeros to `dir/SPARE`, synced, and returns its path; reuses a finished one.
-/// The name changes only once the zeros are on disk, so a spare is never half written.
-fn write_spare(dir: &Path, bytes: u64) -> io::Result<PathBuf> {
+/// The name changes only once the zeros are on disk, so a spare is never half written. With a
+/// `spread`, a chunk is not written before its share of it has passed.
+fn write_spare(dir: &Path, bytes: u64, spread: Option<Duration>) -> io::Result<PathBuf> {
+    let started = Instant::now();
     let ready = dir.join(SPARE);
     if std::fs::metadata(&ready).is_ok_and(|m| m.len() == bytes) {
         return Ok(ready);
@@ -169,6 +194,10 @@ fn write_spare(dir: &Path, bytes: u64) -> io::Result<PathBuf> {
     let zeros = vec![0u8; ZERO_CHUNK.min(bytes as usize)];
     let mut at = 0u64;
     while at < bytes {
+        if let Some(spread) = spread {
+            let due = started + spread.mul_f64(at as f64 / bytes as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
         let n = zeros.len().min((bytes - at) as usize);
         file.write_all_at(&zeros[..n], at)?;
         file.sync_data()?;
@@ -240,18 +269,19 @@ impl Wal {
         // A spare that was still being written when the node stopped is of no use.
         let _ = std::fs::remove_file(dir.join(format!("{SPARE}.part")));
         let mut wal = Wal { dir: dir.to_path_buf(), segment_bytes, segments, purged, spare: Spare::None };
-        wal.prepare_spare();
+        wal.prepare_spare(None);
         Ok(wal)
     }
 
-    /// Starts writing the next segment's file in the background, unless one is ready or being
-    /// written.
-    fn prepare_spare(&mut self) {
+    /// Starts writing the next segment's file in the background, spread over `spread`, unless
+    /// one is ready or being written.
+    fn prepare_spare(&mut self, spread: Option<Duration>) {
         if !matches!(self.spare, Spare::None) {
             return;
         }
         let (dir, bytes) = (self.dir.clone(), self.segment_bytes);
-        match std::thread::Builder::new().name("wal-prealloc".into()).spawn(move || write_spare(&dir, bytes)) {
+        let write = move || write_spare(&dir, bytes, spread);
+        match std::thread::Builder::new().name("wal-prealloc".into()).spawn(write) {
             Ok(handle) => self.spare = Spare::Writing(handle),
             Err(e) => tracing::warn!(error = %e, "could not start preallocating the next log segment"),
         }
@@ -320,7 +350,7 @@ impl Wal {
             starts.push(at as u64);
             at += HEADER as usize + payload_len;
         }
-        Ok(Segment { first, path, file: Arc::new(file), starts, len: at as u64 })
+        Ok(Segment { first, path, file: Arc::new(file), starts, len: at as u64, opened: Instant::now() })
     }
 
     /// The index of the last record not purged.
@@ -372,12 +402,14 @@ impl Wal {
         if records.iter().enumerate().any(|(n, (index, _))| *index != first + n as u64) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "appended indexes are not consecutive"));
         }
+        let full = self.segments.last().filter(|s| s.len >= self.segment_bytes);
+        let filled_in = full.map(|s| s.opened.elapsed());
         let roll = match self.segments.last() {
             None => true,
-            Some(s) => s.len >= self.segment_bytes || (s.last().is_some() && last.map(|l| l + 1) != Some(first)),
+            Some(s) => full.is_some() || (s.last().is_some() && last.map(|l| l + 1) != Some(first)),
         };
         if roll {
-            self.create(first)?;
+            self.create(first, filled_in)?;
         } else if let Some(s) = self.segments.last_mut()
             && s.starts.is_empty()
             && s.first != first
@@ -386,7 +418,7 @@ impl Wal {
             let path = s.path.clone();
             self.segments.pop();
             std::fs::remove_file(&path)?;
-            self.create(first)?;
+            self.create(first, None)?;
         }
         let s = self.segments.last_mut().expect("a segment to append to");
         let mut buf = Vec::with_capacity(records.iter().map(|(_, p)| p.len() + HEADER as usize).sum());
@@ -402,8 +434,9 @@ impl Wal {
     }
 
     /// Starts the segment whose first record is `first`: the preallocated spare if one is
-    /// ready, otherwise an empty file that grows with its records.
-    fn create(&mut self, first: u64) -> io::Result<()> {
+    /// ready, otherwise an empty file that grows with its records. `filled_in`: how long the
+    /// segment before took to fill, if it is full.
+    fn create(&mut self, first: u64, filled_in: Option<Duration>) -> io::Result<()> {
         let path = self.dir.join(format!("{first:020}{SUFFIX}"));
         let preallocated = self.take_spare().and_then(|spare| {
             std::fs::rename(&spare, &path)
@@ -413,13 +446,14 @@ impl Wal {
                 )
                 .ok()
         });
-        self.prepare_spare();
+        self.prepare_spare(spare_spread(filled_in));
         let file = match preallocated {
             Some(file) => file,
             None => OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?,
         };
         sync_dir(&self.dir)?;
-        self.segments.push(Segment { first, path, file: Arc::new(file), starts: Vec::new(), len: 0 });
+        let opened = Instant::now();
+        self.segments.push(Segment { first, path, file: Arc::new(file), starts: Vec::new(), len: 0, opened });
         Ok(())
     }
 

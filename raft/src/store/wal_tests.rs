@@ -252,6 +252,29 @@ fn preallocated_segments_are_zeros_past_their_records_and_read_like_grown_ones()
 }
 
 #[test]
+fn a_spare_is_written_over_half_the_time_the_last_segment_took_to_fill() {
+    // Rolls every ~6 s (the bench's log at 1,000 submissions/s) spread each spare over ~3 s; a
+    // quiet log's spare is still ready within ten seconds; the first after an open is written
+    // at once.
+    assert_eq!(spare_spread(Some(Duration::from_secs(6))), Some(Duration::from_secs(3)));
+    assert_eq!(spare_spread(Some(Duration::from_secs(3600))), Some(MAX_SPARE_SPREAD));
+    assert_eq!(spare_spread(None), None);
+
+    // A spread spare: its last chunk is written no earlier than its share of the spread, and
+    // the file is whole zeros of the segment's size.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = 4 * ZERO_CHUNK as u64;
+    let spread = Duration::from_millis(400);
+    let started = Instant::now();
+    let path = write_spare(dir.path(), bytes, Some(spread)).expect("spare");
+    assert!(started.elapsed() >= spread.mul_f64(0.75), "the last of four chunks waits for 3/4 of the spread");
+    let written = std::fs::read(&path).expect("read spare");
+    assert_eq!(written.len() as u64, bytes);
+    assert!(written.iter().all(|b| *b == 0));
+    assert!(!dir.path().join(format!("{SPARE}.part")).exists(), "renamed once whole");
+}
+
+#[test]
 fn a_torn_append_into_a_preallocated_segment_is_cut_wherever_its_bytes_landed() {
     // What a crash leaves of an unsynced append: any of its pages, in any combination. Here the
     // first record and the start of the second did not reach the disk, the rest of the second
