@@ -122,6 +122,10 @@ pub struct Step {
     /// in order, to tell a steady tail from stalls that hit every request in flight at once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Window>,
+    /// Open loop: the wall-clock time (UTC) the measured part began, from which the timeline's
+    /// `at_s` counts, to line windows up with the nodes' logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_from_utc: Option<String>,
 }
 
 impl Step {
@@ -249,6 +253,7 @@ impl Tally {
             per_ok: None,
             ids: self.ids,
             timeline: Vec::new(),
+            measured_from_utc: None,
         }
     }
 }
@@ -292,6 +297,7 @@ pub async fn closed(load: &Load, concurrency: usize, warmup: Duration, duration:
 pub async fn open(load: &Load, rate: f64, warmup: Duration, duration: Duration, max_in_flight: usize) -> Step {
     let start = Instant::now();
     let measured_from = start + warmup;
+    let measured_from_utc = chrono::Utc::now() + warmup;
     let total = (rate * (warmup + duration).as_secs_f64()) as u64;
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let mut tasks = Vec::with_capacity(total as usize);
@@ -319,6 +325,7 @@ pub async fn open(load: &Load, rate: f64, warmup: Duration, duration: Duration, 
     // answered late lowers it.
     let mut step = tally.into_step(measured_from.elapsed().as_secs_f64(), None, Some(rate));
     step.timeline = timeline(&samples);
+    step.measured_from_utc = Some(measured_from_utc.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     step
 }
 

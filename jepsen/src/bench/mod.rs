@@ -83,6 +83,9 @@ pub struct BenchArgs {
     /// `raft.minEntryIntervalMicros` of every node (default: the product default).
     #[arg(long)]
     pub min_entry_interval_micros: Option<u64>,
+    /// `raft.snapshotEveryLogs` of every node: the fewest entries between snapshot builds.
+    #[arg(long, default_value_t = 5000)]
+    pub snapshot_every_logs: u64,
     /// Runtime threads per node (`node.workerThreads`); 0 leaves the product default, one per
     /// core. Three nodes share this machine's cores, as `bpg dev` runs them, with one each.
     #[arg(long, default_value_t = 1)]
@@ -220,6 +223,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         store_cache_bytes: args.store_cache_mib.map(|m| m << 20),
         min_entry_interval_micros: args.min_entry_interval_micros,
         worker_threads: (args.worker_threads > 0).then_some(args.worker_threads),
+        snapshot_every_logs: args.snapshot_every_logs,
         ..ClusterOptions::default()
     };
     let mut g = GatewayCluster::start_with(
