@@ -147,8 +147,8 @@ impl Object {
     pub fn to_value(&self) -> Value {
         let mut map = self.rest.map().clone();
         for (name, part) in PARTS.iter().zip(&self.parts) {
-            if part.is_some() {
-                let value = if *name == "metadata" { self.metadata_value() } else { self[*name].clone() };
+            if let Some(part) = part {
+                let value = if *name == "metadata" { self.metadata_value() } else { part.value.clone() };
                 map.insert((*name).to_owned(), value);
             }
         }

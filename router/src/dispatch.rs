@@ -161,10 +161,8 @@ impl Dispatcher {
         let mut tasks = tokio::task::JoinSet::new();
         let mut dispatched = 0;
         for job in listed {
-            if tasks.len() >= 32
-                && let Some(Ok(true)) = tasks.join_next().await
-            {
-                dispatched += 1;
+            if tasks.len() >= 32 {
+                dispatched += usize::from(matches!(tasks.join_next().await, Some(Ok(true))));
             }
             let me = self.clone();
             tasks.spawn(async move {
