@@ -13,6 +13,7 @@ mod config;
 mod crd;
 mod faults;
 pub mod http;
+mod listing;
 mod logs;
 mod meta;
 mod object;

@@ -48,6 +48,11 @@ fn set_values(rest: &str) -> Option<Vec<String>> {
 }
 
 impl LabelSelector {
+    /// Whether it selects everything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub(crate) fn parse(s: &str) -> Result<LabelSelector, String> {
         let mut reqs = Vec::new();
         for term in split_terms(s) {
@@ -100,6 +105,11 @@ const FIELDS: [&str; 9] = [
 ];
 
 impl FieldSelector {
+    /// Whether it selects everything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub(crate) fn parse(s: &str) -> Result<FieldSelector, String> {
         let mut out = Vec::new();
         for term in split_terms(s) {

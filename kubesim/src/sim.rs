@@ -3,13 +3,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::config::OperatorConfig;
 use crate::faults::Faults;
+use crate::listing::Listings;
 use crate::logs::LogHub;
 use crate::store::{Key, Store};
 
@@ -23,11 +24,20 @@ pub struct Settings {
     pub seed: u64,
     /// Changes kept for resuming watches.
     pub watch_history: usize,
+    /// How long the later pages of a paginated list can be fetched (continue tokens expire
+    /// after it, as etcd's revisions are compacted).
+    pub list_retention: Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { token: None, operator: OperatorConfig::default(), seed: 1, watch_history: 50_000 }
+        Settings {
+            token: None,
+            operator: OperatorConfig::default(),
+            seed: 1,
+            watch_history: 50_000,
+            list_retention: crate::listing::RETENTION,
+        }
     }
 }
 
@@ -40,6 +50,7 @@ pub struct Sim {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) store: Store,
+    pub(crate) listings: Listings,
     pub(crate) logs: LogHub,
     pub(crate) token: Option<String>,
     pub(crate) faults: Mutex<Faults>,
@@ -63,6 +74,7 @@ impl Sim {
         Sim {
             inner: Arc::new(Inner {
                 store: Store::new(settings.watch_history, 65_536),
+                listings: Listings::new(settings.list_retention),
                 logs: LogHub::default(),
                 token: settings.token,
                 faults: Mutex::new(Faults::default()),
@@ -80,6 +92,11 @@ impl Sim {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The listings of paginated lists still being paged through.
+    pub(crate) fn listings(&self) -> &Listings {
+        &self.inner.listings
     }
 
     pub fn set_faults(&self, faults: Faults) -> Result<(), String> {

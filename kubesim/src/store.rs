@@ -7,7 +7,7 @@
 //! Objects are kept in a hash map: every write looks its object up, while lists (sorted by
 //! namespace and name, as an API server returns them) are rare, and sort what they return.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -124,38 +124,6 @@ impl Store {
         let inner = self.lock();
         let items = inner.sorted(resource, namespace);
         (inner.rv, items)
-    }
-
-    /// The objects of `resource` (in `namespace`, or all) as they were at revision `rv`,
-    /// sorted by namespace and name: the current ones with every later change undone, as
-    /// etcd serves the pages of a paginated list from the first page's revision. `TooOld`
-    /// when the history no longer reaches back to `rv`.
-    pub fn list_at(&self, resource: Resource, namespace: Option<&str>, rv: u64) -> Result<Vec<Arc<Object>>, TooOld> {
-        let inner = self.lock();
-        let oldest_kept = inner.history.front().map(|c| c.rv).unwrap_or(inner.rv + 1);
-        if rv + 1 < oldest_kept && rv < inner.rv {
-            return Err(TooOld { requested: rv, oldest: oldest_kept });
-        }
-        let mut objects: BTreeMap<(String, String), Arc<Object>> = inner
-            .objects
-            .iter()
-            .filter(|((r, _, _), _)| *r == resource)
-            .map(|((_, ns, name), v)| ((ns.clone(), name.clone()), v.clone()))
-            .collect();
-        for change in inner.history.iter().rev().take_while(|c| c.rv > rv).filter(|c| c.resource == resource) {
-            let m = &change.object["metadata"];
-            let key = (m["namespace"].as_str().unwrap_or("").to_owned(), m["name"].as_str().unwrap_or("").to_owned());
-            match (change.kind, &change.previous) {
-                (ChangeKind::Added, _) => {
-                    objects.remove(&key);
-                }
-                (ChangeKind::Modified | ChangeKind::Deleted, Some(before)) => {
-                    objects.insert(key, before.clone());
-                }
-                (ChangeKind::Modified | ChangeKind::Deleted, None) => {}
-            }
-        }
-        Ok(objects.into_iter().filter(|((ns, _), _)| namespace.is_none_or(|n| n == ns)).map(|(_, v)| v).collect())
     }
 
     /// Number of objects of `resource`.
@@ -421,39 +389,5 @@ mod tests {
         assert!(s.watch_from(Resource::Pod, 2).is_ok(), "revision 2 resumes with 3, 4, 5");
         assert!(s.watch_from(Resource::Pod, 1).is_err(), "revision 2 is gone");
         assert!(s.watch_from(Resource::Pod, 5).unwrap().0.is_empty());
-    }
-
-    #[test]
-    fn a_past_revision_is_listed_with_every_later_change_undone() {
-        let s = Store::new(100, 100);
-        let key = |n: &str| (Resource::SparkApplication, "ns".to_owned(), n.to_owned());
-        s.create(Resource::SparkApplication, "ns", app("a")).unwrap();
-        s.create(Resource::SparkApplication, "ns", app("b")).unwrap();
-        let at = s.current_rv();
-        s.create(Resource::SparkApplication, "ns", app("c")).unwrap();
-        for (field, value) in [("status", json!({"x": 1})), ("spec", json!({"a": 9}))] {
-            s.update::<()>(&key("a"), |cur| {
-                let mut v = cur.clone();
-                v[field] = value.clone();
-                Ok(Some(v))
-            })
-            .unwrap();
-        }
-        s.delete(&key("b")).unwrap();
-        s.create(Resource::Pod, "ns", app("p")).unwrap();
-
-        let then = s.list_at(Resource::SparkApplication, None, at).unwrap();
-        let names: Vec<&str> = then.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["a", "b"], "c created later is absent, b deleted later is back");
-        assert_eq!(then[0]["spec"]["a"], 1, "a as it was");
-        assert_eq!(then[0].resource_version().as_deref(), Some("1"));
-        assert_eq!(s.list_at(Resource::SparkApplication, None, s.current_rv()).unwrap().len(), 2);
-
-        let short = Store::new(2, 100);
-        for i in 0..4 {
-            short.create(Resource::Pod, "ns", app(&format!("p{i}"))).unwrap();
-        }
-        assert!(short.list_at(Resource::Pod, None, 1).is_err(), "revisions 2 and earlier are compacted away");
-        assert_eq!(short.list_at(Resource::Pod, None, 2).unwrap().len(), 2);
     }
 }

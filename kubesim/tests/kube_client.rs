@@ -227,6 +227,70 @@ async fn a_watch_from_a_forgotten_revision_gets_410() {
 }
 
 #[tokio::test]
+async fn a_paginated_list_stays_consistent_however_many_changes_come_between_pages() {
+    // The watch history holds 10 changes; 20 come between the first page and the next.
+    let srv = kubesim::Running::start_tls(kubesim::Settings {
+        token: Some(TOKEN.into()),
+        operator: frozen(),
+        watch_history: 10,
+        ..kubesim::Settings::default()
+    })
+    .await
+    .unwrap();
+    let api = apps(&client(&srv), "spark");
+    for i in 0..30 {
+        let team = if i % 2 == 0 { "a" } else { "b" };
+        api.create(&PostParams::default(), &spark_pi(&format!("x{i:02}"), json!({"team": team}))).await.unwrap();
+    }
+    let selective = ListParams::default().labels("team=a").limit(4);
+    let first = api.list(&selective).await.unwrap();
+    assert_eq!(first.metadata.remaining_item_count, None, "not counted under a selector, as by an API server");
+    let unselective = api.list(&ListParams::default().limit(4)).await.unwrap();
+    assert_eq!(unselective.metadata.remaining_item_count, Some(26));
+    for i in (10..30).step_by(2) {
+        api.delete(&format!("x{i:02}"), &Default::default()).await.unwrap();
+        api.create(&PostParams::default(), &spark_pi(&format!("y{i:02}"), json!({"team": "a"}))).await.unwrap();
+    }
+
+    let mut names: Vec<String> = first.items.iter().map(|o| o.metadata.name.clone().unwrap()).collect();
+    let mut token = first.metadata.continue_;
+    while let Some(t) = token.filter(|t| !t.is_empty()) {
+        let page = api.list(&selective.clone().continue_token(&t)).await.unwrap();
+        assert!(page.items.len() <= 4);
+        names.extend(page.items.iter().map(|o| o.metadata.name.clone().unwrap()));
+        token = page.metadata.continue_;
+    }
+    let then: Vec<String> = (0..30).step_by(2).map(|i| format!("x{i:02}")).collect();
+    assert_eq!(names, then, "the team-a applications of the first page's revision, in order");
+    let now = api.list(&ListParams::default().labels("team=a")).await.unwrap().items;
+    assert_eq!(now.len(), 15);
+    assert!(now.iter().any(|o| o.metadata.name.as_deref() == Some("y28")));
+}
+
+#[tokio::test]
+async fn a_continue_token_expires_after_the_list_retention() {
+    let retention = Duration::from_millis(100);
+    let srv = kubesim::Running::start_tls(kubesim::Settings {
+        token: Some(TOKEN.into()),
+        operator: frozen(),
+        list_retention: retention,
+        ..kubesim::Settings::default()
+    })
+    .await
+    .unwrap();
+    let api = apps(&client(&srv), "spark");
+    for i in 0..3 {
+        api.create(&PostParams::default(), &spark_pi(&format!("x{i}"), json!({}))).await.unwrap();
+    }
+    let first = api.list(&ListParams::default().limit(2)).await.unwrap();
+    let token = first.metadata.continue_.expect("more to come");
+    tokio::time::sleep(retention).await;
+    let (code, reason, message) = api_error(api.list(&ListParams::default().continue_token(&token)).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (410, "Expired"));
+    assert!(message.contains("continue parameter is too old"), "{message}");
+}
+
+#[tokio::test]
 async fn the_runtime_watcher_follows_an_application_to_completion() {
     let srv = server(fast()).await;
     let api = apps(&client(&srv), "spark");

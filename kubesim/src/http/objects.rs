@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::error::{KubeError, KubeResult};
 use super::{ListQuery, WriteQuery, flag, table, watch};
+use crate::listing::Items;
 use crate::object::Object;
 use crate::resource::Resource;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -42,6 +43,11 @@ fn selectors(q: &ListQuery) -> KubeResult<(LabelSelector, FieldSelector)> {
 
 fn key(res: Resource, ns: &str, name: &str) -> Key {
     (res, ns.to_owned(), name.to_owned())
+}
+
+fn namespace_and_name(o: &Object) -> (&str, &str) {
+    let m = &o["metadata"];
+    (m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or(""))
 }
 
 /// The continue token: the list's revision and the last (namespace, name) returned.
@@ -80,39 +86,45 @@ async fn list_inner(sim: Sim, res: Resource, ns: Option<String>, q: ListQuery, h
         return Ok(watch::serve(sim, res, ns, labels, fields, &q));
     }
     // Every page of a paginated list shows the objects as of the first page's revision.
-    let (rv, after, items) = match q.continue_token.as_deref().filter(|t| !t.is_empty()) {
+    let (rv, items, start) = match q.continue_token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => {
             let (rv, after_ns, after_name) = decode_continue(token)?;
-            let items = sim.store().list_at(res, ns.as_deref(), rv).map_err(|_| {
+            let items = sim.listings().get(res, ns.as_deref(), rv).ok_or_else(|| {
                 KubeError::expired(
                     "The provided continue parameter is too old to display a consistent list result. \
                      You can start a new list without the continue parameter.",
                 )
             })?;
-            (rv, Some((after_ns, after_name)), items)
+            let start = items.partition_point(|o| namespace_and_name(o) <= (after_ns.as_str(), after_name.as_str()));
+            (rv, items, start)
         }
         None => {
             let (rv, items) = sim.store().list(res, ns.as_deref());
-            (rv, None, items)
+            (rv, Items::from(items), 0)
         }
     };
-    let mut matching = items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)).filter(|o| {
-        after.as_ref().is_none_or(|(ans, aname)| {
-            let m = &o["metadata"];
-            (m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or("")) > (ans.as_str(), aname.as_str())
-        })
-    });
     let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-    let page: Vec<_> = matching.by_ref().take(limit).collect();
-    let remaining = matching.count();
+    let mut page = Vec::new();
+    let mut next = start;
+    while next < items.len() && page.len() < limit {
+        let o = &items[next];
+        next += 1;
+        if labels.matches(o) && fields.matches(o) {
+            page.push(o.clone());
+        }
+    }
     let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if remaining > 0
+    if next < items.len()
         && let Some(last) = page.last()
     {
-        let m = &last["metadata"];
-        metadata["continue"] =
-            json!(encode_continue(rv, m["namespace"].as_str().unwrap_or(""), m["name"].as_str().unwrap_or("")));
-        metadata["remainingItemCount"] = json!(remaining);
+        let (last_ns, last_name) = namespace_and_name(last);
+        metadata["continue"] = json!(encode_continue(rv, last_ns, last_name));
+        // As with a real API server, the count is given only when no selector hides items
+        // (a selective list can end with an empty page).
+        if labels.is_empty() && fields.is_empty() {
+            metadata["remainingItemCount"] = json!(items.len() - next);
+        }
+        sim.listings().keep(res, ns.as_deref(), rv, items);
     }
     if wants_table(&h) {
         return Ok(Json(table::table(res, &page, metadata, q.include_object.as_deref())).into_response());
