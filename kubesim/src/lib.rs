@@ -36,7 +36,7 @@ pub use config::OperatorConfig;
 pub use faults::Faults;
 pub use sim::{Settings, Sim};
 pub use tls::Tls;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 /// Checks a SparkApplication as an API server with the Spark Operator's CRD would on create:
 /// `Ok` with nothing pruned, or the problems (invalid fields, and fields the schema would
@@ -52,6 +52,17 @@ pub fn validate_spark_application(object: &serde_json::Value) -> Result<(), Vec<
 
 fn meta_problems(object: &mut serde_json::Value) -> Vec<String> {
     meta::check(&mut object["metadata"], "x").iter().map(|c| c.line()).collect()
+}
+
+/// Binds a listener that queues as many unaccepted connections as the kernel allows
+/// (`net.core.somaxconn`), as kube-apiserver's does, rather than the 128 of
+/// `TcpListener::bind`: a burst of new connections beyond it has its SYNs dropped, and each
+/// waits out a retransmission (one second, then three).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Serves `sim` on `listener` (HTTPS when `tls` is given) until `shutdown` resolves.
@@ -91,7 +102,7 @@ impl Running {
     }
 
     async fn start_with(settings: Settings, tls: Option<Tls>) -> std::io::Result<Running> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = listen("127.0.0.1:0".parse().expect("an address"))?;
         let addr = listener.local_addr()?;
         let sim = Sim::new(settings);
         let ca_pem = tls.as_ref().map(|t| t.cert_pem.clone());
@@ -271,7 +282,7 @@ pub fn main() -> std::process::ExitCode {
     };
     let runtime = runtime.enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async move {
-        let listener = TcpListener::bind(cli.listen).await?;
+        let listener = listen(cli.listen)?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let ca_pem = tls.as_ref().map(|t| t.cert_pem.clone());

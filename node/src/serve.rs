@@ -10,7 +10,7 @@ use bpg_raft::{NetworkFactory, RaftNode, Store};
 use bpg_router::Gateway;
 use bpg_router::clusters::Clusters;
 use bpg_router::metrics::GatewayMetrics;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -31,7 +31,7 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
         .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
 
     // 2. Start Raft. Its RPC listener is bound first so peers can reach it at once.
-    let raft_listener = bind(cfg.listen_raft, "raft").await?;
+    let raft_listener = bind(cfg.listen_raft, "raft")?;
     let local_ip = cfg.bind_outgoing.then(|| cfg.listen_raft.ip());
     let network = NetworkFactory::new(cfg.node_id, cfg.secret.clone(), local_ip);
     let raft = RaftNode::start(cfg.node_id, store, network, &cfg.raft).await?;
@@ -73,10 +73,9 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
         Arc::new(registry),
     );
     let api_stop = CancellationToken::new();
-    let api_server =
-        tokio::spawn(serve(bind(cfg.listen_api, "api").await?, bpg_api::app(state.clone()), api_stop.clone()));
+    let api_server = tokio::spawn(serve(bind(cfg.listen_api, "api")?, bpg_api::app(state.clone()), api_stop.clone()));
     let admin_server =
-        tokio::spawn(serve(bind(cfg.listen_admin, "admin").await?, bpg_api::admin_app(state), api_stop.clone()));
+        tokio::spawn(serve(bind(cfg.listen_admin, "admin")?, bpg_api::admin_app(state), api_stop.clone()));
     info!(api = %cfg.listen_api, admin = %cfg.listen_admin, raft = %cfg.listen_raft, "listening");
 
     // 6. Run until SIGTERM or SIGINT.
@@ -132,8 +131,22 @@ fn join_if_needed(cfg: &Valid) -> impl std::future::Future<Output = ()> + use<> 
     }
 }
 
-async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
+/// Connections the kernel queues on a listener until they are accepted: as many as it allows
+/// (`net.core.somaxconn` caps it, 4096 by default), as the Go servers next to a gateway
+/// (kube-apiserver, etcd) ask for. The 128 that `TcpListener::bind` asks for overflows when
+/// hundreds of clients connect at once, as they do when a stall leaves their requests in
+/// flight and each opens another connection: the kernel then drops the SYNs beyond it, and
+/// each such client waits out a retransmission, one second and then three.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let listen = || {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().with_context(|| format!("binding the {what} listener on {addr}"))
 }
 
 /// Serves `app` on `listener` until `stop` is cancelled, then drains in-flight requests.
@@ -150,5 +163,33 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_listener_queues_hundreds_of_connections_before_it_accepts_any() {
+        const CLIENTS: usize = 300;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim().parse().unwrap();
+        assert!(somaxconn >= CLIENTS, "net.core.somaxconn is {somaxconn}; this test needs {CLIENTS}");
+        let listener = bind("127.0.0.1:0".parse().unwrap(), "test").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Nothing accepts. A connection the kernel does not queue has its SYN dropped and is
+        // retried after a second, then three: the timeout tells the two apart.
+        let mut connected = Vec::with_capacity(CLIENTS);
+        for n in 0..CLIENTS {
+            let connect = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await;
+            match connect {
+                Ok(Ok(stream)) => connected.push(stream),
+                Ok(Err(e)) => panic!("connection {n} failed: {e}"),
+                Err(_) => panic!("connection {n} was not queued: the listener's backlog is full"),
+            }
+        }
+        assert_eq!(connected.len(), CLIENTS);
     }
 }
