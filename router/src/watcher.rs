@@ -43,6 +43,7 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
                 continue;
             }
         };
+        let listing = matches!(event, Event::InitApply(_));
         let (object, vanished) = match event {
             Event::Init => {
                 seen_in_list.clear();
@@ -73,6 +74,9 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
             Event::Delete(o) => (o, true),
         };
         let Some((name, observed)) = observe(&object, vanished) else { continue };
+        if listing && !news_to(&raft, &name, &observed) {
+            continue;
+        }
         if tx.send(StatusUpdate { id: name, observed }).await.is_err() {
             break;
         }
@@ -92,6 +96,22 @@ async fn live_objects(raft: &RaftNode, cluster: &str) -> HashSet<String> {
             tracing::error!(error = %e, "reading the jobs a cluster should hold failed");
             HashSet::new()
         }
+    }
+}
+
+/// Whether recording `observed` for job `id` would change anything, as `RecordStatus` applies
+/// it: a listing (a new leader's, or a re-list after the watch was cut off) returns every
+/// object, most of them at the revision already recorded, and proposing those would put the
+/// whole cluster through the log again. The object of a deleted job is news (it is deleted
+/// again), and so is anything when the read fails.
+fn news_to(raft: &RaftNode, id: &str, observed: &Observed) -> bool {
+    match raft.state().job(id) {
+        Ok(Some(job)) => {
+            job.deleted_at_ms.is_some()
+                || job.observed.is_none_or(|seen| observed.resource_version > seen.resource_version)
+        }
+        Ok(None) => false,
+        Err(_) => true,
     }
 }
 

@@ -3,53 +3,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bpg_raft::model::{Command, Dispatch, Job, JobResources};
-use bpg_raft::{ClusterSecret, NetworkFactory, NodeInfo, RaftNode, RaftSettings, Store, StoreOptions};
+use bpg_raft::model::{Command, Dispatch};
 use bpg_router::clusters::Clusters;
 use bpg_router::dispatch::{Dispatched, Dispatcher};
 use bpg_router::metrics::GatewayMetrics;
-use common::{app, kubesim_c1};
+use common::{job, kubesim_c1, single_node};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A one-node cluster on a fresh data directory, leading.
-async fn single_node(dir: &std::path::Path) -> RaftNode {
-    let store = Store::open(dir, &StoreOptions::default()).expect("store opens");
-    let network = NetworkFactory::new(1, ClusterSecret::new("test"), None);
-    let raft = RaftNode::start(1, store, network, &RaftSettings::default()).await.expect("raft starts");
-    let me = NodeInfo { raft_addr: "127.0.0.1:1".into(), api_addr: "127.0.0.1:2".into() };
-    raft.initialize(BTreeMap::from([(1, me)])).await.expect("initialized");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !raft.is_leader() {
-        assert!(Instant::now() < deadline, "a one-node cluster did not elect itself");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    raft
-}
-
-fn job(id: &str) -> Job {
-    let manifest = app(id, Some(id));
-    Job {
-        id: id.to_owned(),
-        cluster: "c1".into(),
-        namespace: "spark".into(),
-        owner: "alice".into(),
-        proxy_user: "alice".into(),
-        queue: "poc".into(),
-        spark_version: "3.5".into(),
-        application_name: None,
-        submitted_at_ms: 1,
-        max_running_millis: 3_600_000,
-        resources: JobResources::default(),
-        dispatch: Dispatch::Pending { manifest: manifest.to_string() },
-        observed: None,
-        deleted_at_ms: None,
-    }
-}
 
 #[tokio::test]
 async fn a_pass_dispatches_only_what_is_still_pending_when_it_gets_there() {

@@ -2,8 +2,11 @@
 //! shared by the tests that create SparkApplications.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
+use bpg_raft::model::{Dispatch, Job, JobResources};
+use bpg_raft::{ClusterSecret, NetworkFactory, NodeInfo, RaftNode, RaftSettings, Store, StoreOptions};
 use bpg_router::ClusterConfig;
 use bpg_router::translate::SUBMISSION_ANNOTATION;
 use kubesim::{OperatorConfig, Running, Settings};
@@ -47,4 +50,39 @@ pub(crate) fn app(name: &str, submission: Option<&str>) -> Value {
             "executor": {"cores": 1, "instances": 1, "memory": "1g"}
         }
     })
+}
+
+/// A one-node cluster on a fresh data directory, leading.
+pub(crate) async fn single_node(dir: &std::path::Path) -> RaftNode {
+    let store = Store::open(dir, &StoreOptions::default()).expect("store opens");
+    let network = NetworkFactory::new(1, ClusterSecret::new("test"), None);
+    let raft = RaftNode::start(1, store, network, &RaftSettings::default()).await.expect("raft starts");
+    let me = NodeInfo { raft_addr: "127.0.0.1:1".into(), api_addr: "127.0.0.1:2".into() };
+    raft.initialize(BTreeMap::from([(1, me)])).await.expect("initialized");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !raft.is_leader() {
+        assert!(Instant::now() < deadline, "a one-node cluster did not elect itself");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    raft
+}
+
+pub(crate) fn job(id: &str) -> Job {
+    let manifest = app(id, Some(id));
+    Job {
+        id: id.to_owned(),
+        cluster: "c1".into(),
+        namespace: "spark".into(),
+        owner: "alice".into(),
+        proxy_user: "alice".into(),
+        queue: "poc".into(),
+        spark_version: "3.5".into(),
+        application_name: None,
+        submitted_at_ms: 1,
+        max_running_millis: 3_600_000,
+        resources: JobResources::default(),
+        dispatch: Dispatch::Pending { manifest: manifest.to_string() },
+        observed: None,
+        deleted_at_ms: None,
+    }
 }
