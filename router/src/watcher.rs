@@ -12,7 +12,6 @@ use bpg_raft::model::{Command, Job, Observed, Response, StatusUpdate, TERMINAL_S
 use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use tokio::sync::mpsc;
 
 use crate::clusters::Cluster;
 use crate::metrics::{FinishLabels, GatewayMetrics};
@@ -25,8 +24,8 @@ const BATCH_WAIT: Duration = Duration::from_millis(100);
 
 /// Watches `cluster` until the task is dropped (when this node stops leading).
 pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: GatewayMetrics) {
-    let (tx, rx) = mpsc::channel::<StatusUpdate>(4096);
-    let proposer = tokio::spawn(propose(raft.clone(), cluster.clone(), rx, metrics));
+    let pending = Arc::new(Pending::default());
+    let _proposer = AbortOnDrop(tokio::spawn(propose(raft.clone(), cluster.clone(), pending.clone(), metrics)));
     let config = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let mut stream = watcher::watcher(cluster.statuses().clone(), config).default_backoff().boxed();
     let mut seen_in_list: HashSet<String> = HashSet::new();
@@ -59,7 +58,7 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
                         && expects_object(&job, cluster.id())
                     {
                         let observed = Observed { vanished: true, ..job.observed.unwrap_or_default() };
-                        let _ = tx.send(StatusUpdate { id, observed }).await;
+                        pending.add(StatusUpdate { id, observed });
                     }
                 }
                 continue;
@@ -77,11 +76,94 @@ pub async fn watch_cluster(raft: RaftNode, cluster: Arc<Cluster>, metrics: Gatew
         if listing && !news_to(&raft, &name, &observed) {
             continue;
         }
-        if tx.send(StatusUpdate { id: name, observed }).await.is_err() {
+        if !pending.add(StatusUpdate { id: name, observed }) {
             break;
         }
     }
-    proposer.abort();
+}
+
+/// Aborts a task when dropped: the proposer goes with its watcher, which is dropped when this
+/// node stops leading.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The status updates not proposed yet: the newest of each job, in the order the jobs first
+/// changed. The watcher only adds to it and never waits for Raft, so a slow commit (a snapshot
+/// build, an election, a burst) does not stop it reading its watch: an API server cuts off a
+/// watcher that stops reading, and the re-list after that costs far more than the wait. While
+/// the proposer is behind, the updates of one job collapse into its newest (`SUBMITTED`,
+/// `RUNNING` and `COMPLETED` into one), so it catches up with fewer, and the set holds at most
+/// one update per object of the cluster.
+#[derive(Default)]
+struct Pending {
+    state: std::sync::Mutex<PendingState>,
+    added: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct PendingState {
+    order: std::collections::VecDeque<String>,
+    newest: std::collections::HashMap<String, Observed>,
+    /// Set when the proposer stopped (this node no longer leads).
+    closed: bool,
+}
+
+impl Pending {
+    fn state(&self) -> std::sync::MutexGuard<'_, PendingState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds `update` unless one at least as new is pending for its job (by the rule the apply
+    /// uses: a higher revision, or a vanished mark at the same one). False once the proposer
+    /// has stopped.
+    fn add(&self, update: StatusUpdate) -> bool {
+        let mut state = self.state();
+        if state.closed {
+            return false;
+        }
+        let StatusUpdate { id, observed } = update;
+        match state.newest.get_mut(&id) {
+            Some(held) => {
+                let rv = observed.resource_version;
+                if rv > held.resource_version || (observed.vanished && rv == held.resource_version) {
+                    *held = observed;
+                }
+            }
+            None => {
+                state.order.push_back(id.clone());
+                state.newest.insert(id, observed);
+            }
+        }
+        drop(state);
+        self.added.notify_one();
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.state().order.len()
+    }
+
+    /// Takes up to `max` updates, the oldest first.
+    fn take(&self, max: usize) -> Vec<StatusUpdate> {
+        let mut state = self.state();
+        let n = max.min(state.order.len());
+        let ids: Vec<String> = state.order.drain(..n).collect();
+        ids.into_iter()
+            .map(|id| {
+                let observed = state.newest.remove(&id).expect("every pending id has an update");
+                StatusUpdate { id, observed }
+            })
+            .collect()
+    }
+
+    fn close(&self) {
+        self.state().closed = true;
+    }
 }
 
 /// The jobs whose objects `cluster` should hold now, from their index. A cluster can hold many
@@ -124,21 +206,32 @@ fn expects_object(job: &Job, cluster: &str) -> bool {
 /// applications that reached a terminal state are counted, and the objects of deleted jobs
 /// that were seen alive (the cluster was unreachable when the job was deleted) are deleted
 /// again.
-async fn propose(raft: RaftNode, cluster: Arc<Cluster>, mut rx: mpsc::Receiver<StatusUpdate>, metrics: GatewayMetrics) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
+async fn propose(raft: RaftNode, cluster: Arc<Cluster>, pending: Arc<Pending>, metrics: GatewayMetrics) {
+    loop {
+        // A batch is proposed once it is full or the first of it has waited BATCH_WAIT.
+        pending.added.notified().await;
         let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while batch.len() < BATCH_MAX {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(u)) => batch.push(u),
-                _ => break,
+        while pending.len() < BATCH_MAX {
+            if tokio::time::timeout_at(deadline, pending.added.notified()).await.is_err() {
+                break;
             }
+        }
+        let batch = pending.take(BATCH_MAX);
+        if batch.is_empty() {
+            continue;
+        }
+        if pending.len() > 0 {
+            // More than a batch is waiting: go round again without waiting for an addition.
+            pending.added.notify_one();
         }
         let mut backoff = Duration::from_millis(50);
         let response = loop {
             match raft.write(Command::RecordStatus { updates: batch.clone() }).await {
                 Ok(response) => break response,
-                Err(bpg_raft::WriteError::NotLeader { .. }) => return,
+                Err(bpg_raft::WriteError::NotLeader { .. }) => {
+                    pending.close();
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(cluster = %cluster.id(), error = %e, "recording statuses failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -170,4 +263,41 @@ async fn propose(raft: RaftNode, cluster: Arc<Cluster>, mut rx: mpsc::Receiver<S
 /// Whether a state is terminal (re-exported for callers that hold a state string).
 pub fn is_terminal(state: &str) -> bool {
     TERMINAL_STATES.contains(&state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(id: &str, resource_version: u64, vanished: bool) -> StatusUpdate {
+        StatusUpdate { id: id.into(), observed: Observed { resource_version, vanished, ..Observed::default() } }
+    }
+
+    fn held(batch: &[StatusUpdate]) -> Vec<(&str, u64, bool)> {
+        batch.iter().map(|u| (u.id.as_str(), u.observed.resource_version, u.observed.vanished)).collect()
+    }
+
+    #[test]
+    fn pending_updates_keep_the_newest_of_each_job_in_the_order_jobs_first_changed() {
+        let pending = Pending::default();
+        for u in [update("a", 5, false), update("b", 3, false), update("a", 9, false), update("a", 7, false)] {
+            assert!(pending.add(u));
+        }
+        assert_eq!(pending.len(), 2, "one update per job");
+        // A vanished mark supersedes a sighting at its own revision, not a newer one.
+        pending.add(update("b", 3, true));
+        pending.add(update("a", 8, true));
+        pending.add(update("c", 1, false));
+        assert_eq!(held(&pending.take(2)), [("a", 9, false), ("b", 3, true)]);
+        assert_eq!(held(&pending.take(10)), [("c", 1, false)]);
+        assert_eq!(pending.len(), 0);
+    }
+
+    #[test]
+    fn nothing_is_added_once_the_proposer_has_stopped() {
+        let pending = Pending::default();
+        pending.close();
+        assert!(!pending.add(update("a", 1, false)));
+        assert_eq!(pending.len(), 0);
+    }
 }
