@@ -1,12 +1,12 @@
 //! One version of a stored object, its parts shared between versions.
 //!
 //! Every write makes a new version, and the old one stays in the watch history until 50,000
-//! later changes push it out. As whole JSON trees, each version was a deep copy of the one
-//! before, made for the write and freed when it left the history: `perf` on a kubesim under
-//! the gateway's benchmark put a third of its CPU in copying and freeing those trees. Most
-//! writes are the operator's status updates, which change `status` and `metadata` and leave
-//! `spec`, the largest part, as it was. Here `metadata`, `spec`, `status` and the other
-//! top-level fields together each sit behind an `Arc`: a new version copies the parts it
+//! later changes of its resource push it out. As whole JSON trees, each version was a deep
+//! copy of the one before, made for the write and freed when it left the history: `perf` on a
+//! kubesim under the gateway's benchmark put a third of its CPU in copying and freeing those
+//! trees. Most writes are the operator's status updates, which change `status` and `metadata`
+//! and leave `spec`, the largest part, as it was. Here `metadata`, `spec`, `status` and the
+//! other top-level fields together each sit behind an `Arc`: a new version copies the parts it
 //! changes and shares the rest, and copying a version copies no JSON at all.
 //!
 //! A version's `metadata.resourceVersion` is kept beside its parts rather than in the

@@ -16,6 +16,11 @@ pub(crate) const SPARK_VERSION: &str = "v1beta2";
 impl Resource {
     pub const ALL: [Resource; 3] = [Resource::SparkApplication, Resource::Pod, Resource::Event];
 
+    /// Its position in [`Resource::ALL`], for per-resource arrays.
+    pub(crate) fn slot(self) -> usize {
+        self as usize
+    }
+
     pub fn kind(self) -> &'static str {
         match self {
             Resource::SparkApplication => "SparkApplication",

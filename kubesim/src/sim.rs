@@ -22,7 +22,7 @@ pub struct Settings {
     pub operator: OperatorConfig,
     /// Seed of the simulation's randomness (durations, failures, faults).
     pub seed: u64,
-    /// Changes kept for resuming watches.
+    /// Changes of each resource kept for resuming watches.
     pub watch_history: usize,
     /// How long the later pages of a paginated list can be fetched (continue tokens expire
     /// after it, as etcd's revisions are compacted).

@@ -4,6 +4,11 @@
 //! recent resourceVersion; older ones get 410 Expired) and is broadcast to live watchers. All
 //! of it happens under one short lock, so events reach every watcher in revision order.
 //!
+//! The history and the broadcast are kept per resource, as kube-apiserver keeps one watch
+//! cache per resource: a watcher of SparkApplications is cut off, or finds its revision
+//! forgotten, because of the SparkApplication changes it missed, not because the Pods and
+//! Events it does not watch (nine in ten of a simulated application's changes) went by.
+//!
 //! Objects are kept in a hash map: every write looks its object up, while lists (sorted by
 //! namespace and name, as an API server returns them) are rare, and sort what they return.
 
@@ -76,7 +81,8 @@ pub struct TooOld {
 #[derive(Debug)]
 pub struct Store {
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<Change>,
+    /// One channel per resource, by [`Resource::slot`].
+    tx: [broadcast::Sender<Change>; Resource::ALL.len()],
     history_capacity: usize,
 }
 
@@ -84,7 +90,17 @@ pub struct Store {
 struct Inner {
     rv: u64,
     objects: HashMap<Key, Arc<Object>, foldhash::fast::RandomState>,
-    history: VecDeque<Change>,
+    /// One history per resource, by [`Resource::slot`].
+    history: [History; Resource::ALL.len()],
+}
+
+/// The latest changes of one resource.
+#[derive(Debug, Default)]
+struct History {
+    changes: VecDeque<Change>,
+    /// The revision of the last change that left `changes` (0: none has): a watch can resume
+    /// from it or any later revision.
+    forgotten_up_to: u64,
 }
 
 impl Inner {
@@ -98,11 +114,11 @@ impl Inner {
 }
 
 impl Store {
-    /// `history_capacity` changes are kept for resuming watches; live watchers that fall
-    /// more than `channel_capacity` changes behind are cut off (and re-list, as with a real
-    /// API server).
+    /// `history_capacity` changes of each resource are kept for resuming watches; live
+    /// watchers that fall more than `channel_capacity` changes of their resource behind are cut
+    /// off (and re-list, as with a real API server).
     pub fn new(history_capacity: usize, channel_capacity: usize) -> Store {
-        let (tx, _) = broadcast::channel(channel_capacity);
+        let tx = std::array::from_fn(|_| broadcast::channel(channel_capacity).0);
         Store { inner: Mutex::new(Inner::default()), tx, history_capacity }
     }
 
@@ -231,12 +247,16 @@ impl Store {
     }
 
     fn record(&self, inner: &mut Inner, change: Change) {
-        if inner.history.len() == self.history_capacity {
-            inner.history.pop_front();
+        let slot = change.resource.slot();
+        let history = &mut inner.history[slot];
+        if history.changes.len() == self.history_capacity
+            && let Some(gone) = history.changes.pop_front()
+        {
+            history.forgotten_up_to = gone.rv;
         }
-        inner.history.push_back(change.clone());
+        history.changes.push_back(change.clone());
         // No receivers is fine: nobody watches.
-        let _ = self.tx.send(change);
+        let _ = self.tx[slot].send(change);
     }
 
     /// Changes of `resource` after revision `since`, and a receiver for the ones to come,
@@ -247,13 +267,14 @@ impl Store {
         since: u64,
     ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), TooOld> {
         let inner = self.lock();
-        let oldest_kept = inner.history.front().map(|c| c.rv).unwrap_or(inner.rv + 1);
+        let history = &inner.history[resource.slot()];
         // Resuming is possible when every change after `since` is still in the history.
-        if since + 1 < oldest_kept && since < inner.rv {
-            return Err(TooOld { requested: since, oldest: oldest_kept });
+        if since < history.forgotten_up_to {
+            let oldest = history.changes.front().map_or(inner.rv + 1, |c| c.rv);
+            return Err(TooOld { requested: since, oldest });
         }
-        let backlog = inner.history.iter().filter(|c| c.rv > since && c.resource == resource).cloned().collect();
-        Ok((backlog, self.tx.subscribe()))
+        let backlog = history.changes.iter().filter(|c| c.rv > since).cloned().collect();
+        Ok((backlog, self.tx[resource.slot()].subscribe()))
     }
 
     /// The current objects of `resource` and a receiver for the changes after them.
@@ -264,7 +285,7 @@ impl Store {
     ) -> (u64, Vec<Arc<Object>>, broadcast::Receiver<Change>) {
         let inner = self.lock();
         let items = inner.sorted(resource, namespace);
-        (inner.rv, items, self.tx.subscribe())
+        (inner.rv, items, self.tx[resource.slot()].subscribe())
     }
 }
 
@@ -375,6 +396,25 @@ mod tests {
         assert_eq!(listed(s.list(Resource::SparkApplication, Some("b")).1), ["b/a", "b/x"]);
         assert_eq!(listed(s.watch_now(Resource::SparkApplication, Some("a")).1), ["a/y", "a/z"]);
         assert_eq!(s.count(Resource::Pod), 1);
+    }
+
+    #[test]
+    fn a_resource_keeps_its_history_and_its_watchers_whatever_other_resources_do() {
+        let s = Store::new(3, 2);
+        s.create(Resource::SparkApplication, "ns", app("a")).unwrap();
+        let (_, _, mut apps) = s.watch_now(Resource::SparkApplication, None);
+        for i in 0..10 {
+            s.create(Resource::Pod, "ns", app(&format!("p{i}"))).unwrap();
+        }
+        let (backlog, _) = s.watch_from(Resource::SparkApplication, 0).unwrap();
+        assert_eq!(backlog.iter().map(|c| c.rv).collect::<Vec<_>>(), vec![1], "ten pods later");
+        assert!(s.watch_from(Resource::Pod, 1).is_err(), "the pods' own history holds three");
+        assert!(
+            matches!(apps.try_recv(), Err(broadcast::error::TryRecvError::Empty)),
+            "a watcher of applications neither gets the pods nor falls behind on them"
+        );
+        s.create(Resource::SparkApplication, "ns", app("b")).unwrap();
+        assert_eq!(apps.try_recv().unwrap().rv, 12);
     }
 
     #[test]
