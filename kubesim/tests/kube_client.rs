@@ -207,14 +207,8 @@ async fn watches_deliver_added_modified_deleted_bookmarks_and_end_on_timeout() {
 
 #[tokio::test]
 async fn a_watch_from_a_forgotten_revision_gets_410() {
-    let srv = kubesim::Running::start_tls(kubesim::Settings {
-        token: Some(TOKEN.into()),
-        operator: frozen(),
-        watch_history: 10,
-        ..kubesim::Settings::default()
-    })
-    .await
-    .unwrap();
+    let srv =
+        server_with(kubesim::Settings { operator: frozen(), watch_history: 10, ..kubesim::Settings::default() }).await;
     let api = apps(&client(&srv), "spark");
     for i in 0..20 {
         api.create(&PostParams::default(), &spark_pi(&format!("x{i}"), json!({}))).await.unwrap();
@@ -229,14 +223,8 @@ async fn a_watch_from_a_forgotten_revision_gets_410() {
 #[tokio::test]
 async fn a_paginated_list_stays_consistent_however_many_changes_come_between_pages() {
     // The watch history holds 10 changes; 20 come between the first page and the next.
-    let srv = kubesim::Running::start_tls(kubesim::Settings {
-        token: Some(TOKEN.into()),
-        operator: frozen(),
-        watch_history: 10,
-        ..kubesim::Settings::default()
-    })
-    .await
-    .unwrap();
+    let srv =
+        server_with(kubesim::Settings { operator: frozen(), watch_history: 10, ..kubesim::Settings::default() }).await;
     let api = apps(&client(&srv), "spark");
     for i in 0..30 {
         let team = if i % 2 == 0 { "a" } else { "b" };
@@ -270,14 +258,12 @@ async fn a_paginated_list_stays_consistent_however_many_changes_come_between_pag
 #[tokio::test]
 async fn a_continue_token_expires_after_the_list_retention() {
     let retention = Duration::from_millis(100);
-    let srv = kubesim::Running::start_tls(kubesim::Settings {
-        token: Some(TOKEN.into()),
+    let srv = server_with(kubesim::Settings {
         operator: frozen(),
         list_retention: retention,
         ..kubesim::Settings::default()
     })
-    .await
-    .unwrap();
+    .await;
     let api = apps(&client(&srv), "spark");
     for i in 0..3 {
         api.create(&PostParams::default(), &spark_pi(&format!("x{i}"), json!({}))).await.unwrap();

@@ -119,8 +119,7 @@ impl Pending {
     }
 
     /// Adds `update` unless one at least as new is pending for its job (by the rule the apply
-    /// uses: a higher revision, or a vanished mark at the same one). False once the proposer
-    /// has stopped.
+    /// uses, [`Observed::supersedes`]). False once the proposer has stopped.
     fn add(&self, update: StatusUpdate) -> bool {
         let mut state = self.state();
         if state.closed {
@@ -129,8 +128,7 @@ impl Pending {
         let StatusUpdate { id, observed } = update;
         match state.newest.get_mut(&id) {
             Some(held) => {
-                let rv = observed.resource_version;
-                if rv > held.resource_version || (observed.vanished && rv == held.resource_version) {
+                if observed.supersedes(held) {
                     *held = observed;
                 }
             }
@@ -188,10 +186,7 @@ async fn live_objects(raft: &RaftNode, cluster: &str) -> HashSet<String> {
 /// again), and so is anything when the read fails.
 fn news_to(raft: &RaftNode, id: &str, observed: &Observed) -> bool {
     match raft.state().job(id) {
-        Ok(Some(job)) => {
-            job.deleted_at_ms.is_some()
-                || job.observed.is_none_or(|seen| observed.resource_version > seen.resource_version)
-        }
+        Ok(Some(job)) => job.deleted_at_ms.is_some() || job.observed.is_none_or(|seen| observed.supersedes(&seen)),
         Ok(None) => false,
         Err(_) => true,
     }

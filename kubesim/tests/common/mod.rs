@@ -23,9 +23,12 @@ pub fn frozen() -> OperatorConfig {
 }
 
 pub async fn server(operator: OperatorConfig) -> Running {
-    Running::start_tls(Settings { token: Some(TOKEN.into()), operator, ..Settings::default() })
-        .await
-        .expect("kubesim starts")
+    server_with(Settings { operator, ..Settings::default() }).await
+}
+
+/// A kubesim over HTTPS with `settings`, requiring [`TOKEN`].
+pub async fn server_with(settings: Settings) -> Running {
+    Running::start_tls(Settings { token: Some(TOKEN.into()), ..settings }).await.expect("kubesim starts")
 }
 
 pub fn client_with(srv: &Running, token: Option<&str>, retry: bool) -> kube::Client {

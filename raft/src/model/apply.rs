@@ -141,12 +141,7 @@ fn record_status<S: StateAccess>(state: &mut S, updates: Vec<StatusUpdate>) -> R
         let was_terminal = job.is_terminal();
         let mut job_changed = false;
         for observed in observations {
-            // An object's revisions only grow; a vanished mark carries the last one seen.
-            let newer = job.observed.as_ref().is_none_or(|seen| {
-                let rv = observed.resource_version;
-                rv > seen.resource_version || (observed.vanished && rv == seen.resource_version)
-            });
-            if !newer {
+            if !job.observed.as_ref().is_none_or(|seen| observed.supersedes(seen)) {
                 continue;
             }
             // Seeing the object proves it was created, even if the dispatcher's own record has

@@ -78,6 +78,15 @@ pub struct Observed {
     pub vanished: bool,
 }
 
+impl Observed {
+    /// Whether this sighting replaces `seen`: an object's revisions only grow, and a vanished
+    /// mark carries the last revision seen, so it replaces a sighting at that revision.
+    pub fn supersedes(&self, seen: &Observed) -> bool {
+        let rv = self.resource_version;
+        rv > seen.resource_version || (self.vanished && rv == seen.resource_version)
+    }
+}
+
 /// The job's life as the gateway reports it; derived, never stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
