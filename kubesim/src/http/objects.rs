@@ -86,7 +86,8 @@ async fn list_inner(sim: Sim, res: Resource, ns: Option<String>, q: ListQuery, h
         return Ok(watch::serve(sim, res, ns, labels, fields, &q));
     }
     // Every page of a paginated list shows the objects as of the first page's revision.
-    let (rv, items, start) = match q.continue_token.as_deref().filter(|t| !t.is_empty()) {
+    let continued = q.continue_token.as_deref().filter(|t| !t.is_empty());
+    let (rv, items, start) = match continued {
         Some(token) => {
             let (rv, after_ns, after_name) = decode_continue(token)?;
             let items = sim.listings().get(res, ns.as_deref(), rv).ok_or_else(|| {
@@ -124,7 +125,10 @@ async fn list_inner(sim: Sim, res: Resource, ns: Option<String>, q: ListQuery, h
         if labels.is_empty() && fields.is_empty() {
             metadata["remainingItemCount"] = json!(items.len() - next);
         }
-        sim.listings().keep(res, ns.as_deref(), rv, items);
+        // A later page comes from the listing its first page kept.
+        if continued.is_none() {
+            sim.listings().keep(res, ns.as_deref(), rv, items);
+        }
     }
     if wants_table(&h) {
         return Ok(Json(table::table(res, &page, metadata, q.include_object.as_deref())).into_response());
