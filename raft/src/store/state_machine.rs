@@ -45,8 +45,9 @@ struct Inner {
     lock: tokio::sync::Mutex<()>,
     /// Held by a snapshot build and a snapshot install: one at a time.
     snapshot_lock: tokio::sync::Mutex<()>,
-    /// When the last snapshot build started, for the next one's [`build_spread`].
-    last_build_started: Mutex<Option<Instant>>,
+    /// When the last snapshot build started, or the state machine opened if none has since:
+    /// the next build's [`build_spread`] is taken from it.
+    last_build_started: Mutex<Instant>,
     pacing: Arc<SnapshotPacing>,
     committed: CommittedHint,
     /// When the oldest apply not yet synced was committed; `None` when all are synced.
@@ -72,7 +73,8 @@ pub(crate) const BUILD_SPREAD: f64 = 0.25;
 /// the pages that applies free meanwhile, so the file grows with the spread.
 pub(crate) const MAX_BUILD_SPREAD: Duration = Duration::from_secs(5);
 
-/// How long a build started `since_last` after the previous one is spread over, if at all.
+/// How long a build started `since_last` after the previous one (or after the state machine
+/// opened, for the first) is spread over.
 ///
 /// Every node builds at about the same moment, because they append the same log. At the
 /// 0.25-core ceiling alone, three builds at 150,000-250,000 jobs took three quarters of a core
@@ -80,10 +82,18 @@ pub(crate) const MAX_BUILD_SPREAD: Duration = Duration::from_secs(5);
 /// saturation rate: every such build left a quarter-second window of requests with a p99 of
 /// 100-180 ms. Spread over a quarter of the time between builds (5 s at most), the same work
 /// is a few per cent of a core; at a million jobs, where a build's CPU alone takes longer than
-/// that at the ceiling, the spread changes nothing. The first build after a start is not
-/// spread: nothing says when the next is due.
-pub(crate) fn build_spread(since_last: Option<Duration>) -> Option<Duration> {
-    since_last.map(|d| d.mul_f64(BUILD_SPREAD).min(MAX_BUILD_SPREAD))
+/// that at the ceiling, the spread changes nothing.
+///
+/// The first build after a start is spread over a quarter of the time since the open. On a
+/// cluster started together that is the time the log took to grow to a build, as it is
+/// between builds. Unspread, the first builds of three nodes (160,000 records, 0.45-0.6 s
+/// each, writing their files at full speed) slowed each node's log syncs five- to eightfold,
+/// and at half the saturation rate left two or three quarter-second windows with a p50 of
+/// 59-150 ms (two runs; spread, 35-59 ms at worst). On a
+/// node restarted with part of that log already written, the time since the open is shorter
+/// than the time between builds, and the build is spread less, not more.
+pub(crate) fn build_spread(since_last: Duration) -> Duration {
+    since_last.mul_f64(BUILD_SPREAD).min(MAX_BUILD_SPREAD)
 }
 
 /// Records a snapshot build writes between looks at its CPU clock (a system call, under a
@@ -149,7 +159,7 @@ impl StateMachine {
                 snapshot_dir,
                 lock: tokio::sync::Mutex::new(()),
                 snapshot_lock: tokio::sync::Mutex::new(()),
-                last_build_started: Mutex::new(None),
+                last_build_started: Mutex::new(Instant::now()),
                 pacing,
                 committed,
                 unsynced_since: Mutex::new(None),
@@ -326,6 +336,15 @@ impl StateMachine {
             Ok(())
         })
         .await
+    }
+
+    /// The spread of a build started at `started` ([`build_spread`]), which becomes the start
+    /// the next build's spread is taken from.
+    pub(super) fn spread_of_build_started(&self, started: Instant) -> Duration {
+        let mut last = self.inner.last_build_started.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let since_last = started.saturating_duration_since(*last);
+        *last = started;
+        build_spread(since_last)
     }
 
     /// The state a snapshot build reads, as of the last apply batch. Applies go on while it is
@@ -524,15 +543,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let _one_at_a_time = self.inner.snapshot_lock.lock().await;
         let started = Instant::now();
-        let since_last = (self.inner.last_build_started.lock())
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .replace(started)
-            .map(|last| started - last);
-        let spread = build_spread(since_last);
+        let spread = self.spread_of_build_started(started);
         let read = self.begin_snapshot_read()?;
         let sm = self.clone();
         let (meta, path, records, cpu, paused) = in_background(move |pace| {
-            let (meta, path, records) = sm.write_snapshot_file_blocking(read, pace, spread)?;
+            let (meta, path, records) = sm.write_snapshot_file_blocking(read, pace, Some(spread))?;
             let (cpu, paused) = pace.totals();
             Ok((meta, path, records, cpu, paused))
         })
@@ -546,7 +561,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             build_ms = started.elapsed().as_millis() as u64,
             cpu_ms = cpu.as_millis() as u64,
             paused_ms = paused.as_millis() as u64,
-            spread_ms = spread.unwrap_or_default().as_millis() as u64,
+            spread_ms = spread.as_millis() as u64,
             "built snapshot"
         );
         let file = SnapshotFile::open(path, &self.inner.readers).await.map_err(snapshot_err)?;

@@ -375,9 +375,32 @@ async fn an_import_cut_short_by_a_crash_is_redone_from_sled() {
 #[test]
 fn a_build_is_spread_over_a_quarter_of_the_time_since_the_last_up_to_a_cap() {
     use std::time::Duration;
-    assert_eq!(state_machine::build_spread(None), None, "the first build after a start is not spread");
-    assert_eq!(state_machine::build_spread(Some(Duration::from_secs(8))), Some(Duration::from_secs(2)));
-    assert_eq!(state_machine::build_spread(Some(Duration::from_secs(600))), Some(state_machine::MAX_BUILD_SPREAD));
+    assert_eq!(state_machine::build_spread(Duration::from_secs(8)), Duration::from_secs(2));
+    assert_eq!(state_machine::build_spread(Duration::from_secs(600)), state_machine::MAX_BUILD_SPREAD);
+}
+
+/// Three nodes started together build their first snapshots together: the first build is
+/// spread over a quarter of the time since the state machine opened, and each later one over a
+/// quarter of the time since the build before it.
+#[test]
+fn the_first_build_is_spread_from_the_open_and_each_later_one_from_the_build_before() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let opened = Instant::now();
+    let Store { state_machine, .. } = open(dir.path());
+    // The open took some time of its own: the first spread is at most a quarter of 8 s counted
+    // from before it, and at least a quarter of 8 s less the open.
+    let first = state_machine.spread_of_build_started(opened + Duration::from_secs(8));
+    let open_took = opened.elapsed();
+    assert!(first <= Duration::from_secs(2), "first build spread over {first:?}");
+    assert!(
+        first + open_took.mul_f64(state_machine::BUILD_SPREAD) >= Duration::from_secs(2),
+        "first build spread over {first:?} (the open took {open_took:?})"
+    );
+    let second = state_machine.spread_of_build_started(opened + Duration::from_secs(12));
+    assert_eq!(second, Duration::from_secs(1), "4 s after the first build");
+    let third = state_machine.spread_of_build_started(opened + Duration::from_secs(612));
+    assert_eq!(third, state_machine::MAX_BUILD_SPREAD);
 }
 
 #[tokio::test]
@@ -492,7 +515,7 @@ async fn a_snapshot_is_the_state_it_began_reading_whatever_applies_follow() {
     apply_random_from(&mut state_machine, &mut mem, 32, 400, 800, |_, _| {}).await;
     assert_ne!(mem, at_read, "the later applies changed the state");
     let sm = state_machine.clone();
-    // Spread, as builds after the first are: the pauses change when it reads, not what.
+    // Spread, as builds are: the pauses change when it reads, not what.
     let spread = Some(std::time::Duration::from_millis(200));
     let (meta, path, _) = state_machine::in_background(move |pace| {
         let (meta, path, records) = sm.write_snapshot_file_blocking(read, pace, spread)?;
