@@ -48,6 +48,11 @@ impl SnapshotPacing {
         self.snapshot_bytes.store(bytes, Ordering::Relaxed);
     }
 
+    /// The size of the current snapshot file; 0 when there is none.
+    pub(crate) fn snapshot_bytes(&self) -> u64 {
+        self.snapshot_bytes.load(Ordering::Relaxed)
+    }
+
     /// Whether the log since the last snapshot has reached its share of that snapshot's size.
     pub(crate) fn log_outweighs_snapshot(&self) -> bool {
         let since = self.log_bytes.load(Ordering::Relaxed) - self.log_bytes_at_snapshot.load(Ordering::Relaxed);

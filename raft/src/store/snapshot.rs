@@ -151,7 +151,8 @@ const SYNC_EVERY_BYTES: u64 = 1 << 20;
 pub(crate) struct SnapshotWriter {
     out: BufWriter<std::fs::File>,
     count: u64,
-    /// Bytes written since the file was last synced.
+    /// Bytes written since the file was created, and since it was last synced.
+    written: u64,
     unsynced: u64,
 }
 
@@ -159,7 +160,7 @@ impl SnapshotWriter {
     pub(crate) fn create(path: &Path) -> io::Result<SnapshotWriter> {
         let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
         out.write_all(MAGIC)?;
-        Ok(SnapshotWriter { out, count: 0, unsynced: MAGIC.len() as u64 })
+        Ok(SnapshotWriter { out, count: 0, written: MAGIC.len() as u64, unsynced: MAGIC.len() as u64 })
     }
 
     pub(crate) fn record(&mut self, tree: u8, key: &[u8], value: &[u8]) -> io::Result<()> {
@@ -170,13 +171,20 @@ impl SnapshotWriter {
         self.out.write_all(&(value.len() as u32).to_le_bytes())?;
         self.out.write_all(value)?;
         self.count += 1;
-        self.unsynced += 9 + key.len() as u64 + value.len() as u64;
+        let bytes = 9 + key.len() as u64 + value.len() as u64;
+        self.written += bytes;
+        self.unsynced += bytes;
         if self.unsynced >= SYNC_EVERY_BYTES {
             self.out.flush()?;
             self.out.get_ref().sync_data()?;
             self.unsynced = 0;
         }
         Ok(())
+    }
+
+    /// The bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
     }
 
     /// Writes the end marker and fsyncs; returns the number of records.
@@ -257,5 +265,22 @@ mod tests {
         drop(file);
         assert!(readers.state().open.is_empty() && readers.state().deleting.is_empty());
         assert!(SnapshotFile::open(sent, &readers).await.is_err(), "a deleted snapshot cannot be opened");
+    }
+
+    /// A build is paced by the bytes it has written against the last file's size: the count
+    /// is the file's size but for the end marker, across the syncs made every MiB.
+    #[test]
+    fn a_writer_counts_the_bytes_of_the_file_it_writes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("counted.snap");
+        let mut writer = SnapshotWriter::create(&path).expect("create");
+        let value = vec![7u8; 300_000];
+        for i in 0..10u32 {
+            writer.record((i % 3) as u8, &i.to_be_bytes(), &value[..(i as usize * 30_000)]).expect("record");
+        }
+        let written = writer.written();
+        assert_eq!(writer.finish().expect("finish"), 10);
+        let end_marker = 1 + 8;
+        assert_eq!(std::fs::metadata(&path).expect("metadata").len(), written + end_marker);
     }
 }

@@ -379,6 +379,16 @@ fn a_build_is_spread_over_a_quarter_of_the_time_since_the_last_up_to_a_cap() {
     assert_eq!(state_machine::build_spread(Duration::from_secs(600)), state_machine::MAX_BUILD_SPREAD);
 }
 
+/// A build is spread over the bytes it will write, taken from the last snapshot's size, so
+/// that the jobs table (read first, a third of the records and most of the bytes) is not
+/// written in the first third of the budget; over records when no snapshot says how many.
+#[test]
+fn a_build_is_spread_by_bytes_once_a_snapshot_gives_their_number() {
+    use state_machine::{SpreadBy, spread_units};
+    assert_eq!(spread_units(0, 480_000), (SpreadBy::Records, 480_000), "no snapshot yet");
+    assert_eq!(spread_units(52_000_000, 480_000), (SpreadBy::Bytes, 52_000_000));
+}
+
 /// Three nodes started together build their first snapshots together: the first build is
 /// spread over a quarter of the time since the state machine opened, and each later one over a
 /// quarter of the time since the build before it.
