@@ -20,9 +20,10 @@
 //!
 //! A [`Spread`] adds a second limit, on wall time rather than CPU: work counted in units (a
 //! build's bytes, `state_machine::spread_units`) is held back until each unit is due on a
-//! straight line from the start to a budget, in short pauses. A build is spread over a share of the time since the build before it (the first,
-//! since the state machine opened; `state_machine::build_spread`), so that a small state's build, a tenth of a second of CPU,
-//! reaches the CPU and the disk a little at a time instead of in one burst on every node.
+//! straight line from the start to a budget, in short pauses. A build is spread over a share
+//! of the time since the build before it (the first, since the state machine opened;
+//! `state_machine::build_spread`), so that a small state's build, a tenth of a second of
+//! CPU, reaches the CPU and the disk a little at a time instead of in one burst on every node.
 
 use std::time::{Duration, Instant};
 

@@ -89,9 +89,9 @@ pub(crate) const MAX_BUILD_SPREAD: Duration = Duration::from_secs(5);
 /// between builds. Unspread, the first builds of three nodes (160,000 records, 0.45-0.6 s
 /// each, writing their files at full speed) slowed each node's log syncs five- to eightfold,
 /// and at half the saturation rate left two or three quarter-second windows with a p50 of
-/// 59-150 ms (two runs; spread, 35-59 ms at worst). On a
-/// node restarted with part of that log already written, the time since the open is shorter
-/// than the time between builds, and the build is spread less, not more.
+/// 59-150 ms (two runs; spread, 35-59 ms at worst). On a node restarted with part of that log
+/// already written, the time since the open is shorter than the time between builds, and the
+/// build is spread less, not more.
 pub(crate) fn build_spread(since_last: Duration) -> Duration {
     since_last.mul_f64(BUILD_SPREAD).min(MAX_BUILD_SPREAD)
 }
