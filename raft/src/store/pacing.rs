@@ -31,6 +31,8 @@ pub(crate) struct SnapshotPacing {
     log_bytes_at_snapshot: AtomicU64,
     /// Size of the current snapshot file.
     snapshot_bytes: AtomicU64,
+    /// Records in the current snapshot file; 0 when not known (a file found at start-up).
+    snapshot_records: AtomicU64,
 }
 
 impl SnapshotPacing {
@@ -43,14 +45,21 @@ impl SnapshotPacing {
         self.log_bytes_at_snapshot.store(self.log_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
-    /// The current snapshot (built, installed or found at start-up) has this size.
-    pub(crate) fn snapshot_is(&self, bytes: u64) {
+    /// The current snapshot (built, installed or found at start-up) has this size and holds
+    /// this many records (0: not known).
+    pub(crate) fn snapshot_is(&self, bytes: u64, records: u64) {
         self.snapshot_bytes.store(bytes, Ordering::Relaxed);
+        self.snapshot_records.store(records, Ordering::Relaxed);
     }
 
     /// The size of the current snapshot file; 0 when there is none.
     pub(crate) fn snapshot_bytes(&self) -> u64 {
         self.snapshot_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The records in the current snapshot file; 0 when there is none or it is not known.
+    pub(crate) fn snapshot_records(&self) -> u64 {
+        self.snapshot_records.load(Ordering::Relaxed)
     }
 
     /// Whether the log since the last snapshot has reached its share of that snapshot's size.
@@ -71,7 +80,7 @@ mod tests {
         assert!(pacing.log_outweighs_snapshot());
         pacing.appended(10_000);
         pacing.snapshot_started();
-        pacing.snapshot_is(4_000_000);
+        pacing.snapshot_is(4_000_000, 0);
         pacing.appended(3_999_999);
         assert!(!pacing.log_outweighs_snapshot(), "due at 4 MB of log");
         pacing.appended(1);
@@ -79,7 +88,7 @@ mod tests {
         // Log appended while the next build reads the state counts toward the one after.
         pacing.snapshot_started();
         pacing.appended(2_000_000);
-        pacing.snapshot_is(4_000_000);
+        pacing.snapshot_is(4_000_000, 0);
         assert!(!pacing.log_outweighs_snapshot());
         pacing.appended(2_000_000);
         assert!(pacing.log_outweighs_snapshot());

@@ -382,11 +382,18 @@ fn a_build_is_spread_over_a_quarter_of_the_time_since_the_last_up_to_a_cap() {
 /// A build is spread over the bytes it will write, taken from the last snapshot's size, so
 /// that the jobs table (read first, a third of the records and most of the bytes) is not
 /// written in the first third of the budget; over records when no snapshot says how many.
+/// The bytes expected grow with the records since the last snapshot: a state that grew
+/// from 50,763 records to 189,536 between two builds is expected at 3.7 times the last
+/// file, not at its size (which left three quarters of the build unpaced at its end).
 #[test]
 fn a_build_is_spread_by_bytes_once_a_snapshot_gives_their_number() {
     use state_machine::{SpreadBy, spread_units};
-    assert_eq!(spread_units(0, 480_000), (SpreadBy::Records, 480_000), "no snapshot yet");
-    assert_eq!(spread_units(52_000_000, 480_000), (SpreadBy::Bytes, 52_000_000));
+    assert_eq!(spread_units(0, 0, 480_000), (SpreadBy::Records, 480_000), "no snapshot yet");
+    assert_eq!(spread_units(52_000_000, 0, 480_000), (SpreadBy::Bytes, 52_000_000), "records then not known");
+    assert_eq!(spread_units(52_000_000, 480_000, 480_000), (SpreadBy::Bytes, 52_000_000));
+    assert_eq!(spread_units(13_000_000, 50_763, 189_536), (SpreadBy::Bytes, 48_538_660), "grown");
+    assert_eq!(spread_units(52_000_000, 480_000, 240_000), (SpreadBy::Bytes, 26_000_000), "shrunk (pruned)");
+    assert_eq!(spread_units(u64::MAX, 1, 2), (SpreadBy::Bytes, u64::MAX), "no overflow");
 }
 
 /// Three nodes started together build their first snapshots together: the first build is
