@@ -16,8 +16,20 @@ pub mod serve;
 
 pub use bpg_api::auth::hash_password;
 
+/// `bpg --version`: the crate version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BPG_GIT_COMMIT"), ")");
+
+/// What `GET {context}/admin/version` reports for this binary.
+pub fn build_info() -> bpg_api::BuildInfo {
+    bpg_api::BuildInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: env!("BPG_GIT_COMMIT").into(),
+        build_time: env!("BPG_BUILD_TIME").into(),
+    }
+}
+
 #[derive(Parser, Debug)]
-#[command(name = "bpg", version, about = "Replicated Batch Processing Gateway for Spark on Kubernetes")]
+#[command(name = "bpg", version = VERSION, about = "Replicated Batch Processing Gateway for Spark on Kubernetes")]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]

@@ -95,7 +95,19 @@ async fn ownership_idempotency_deletion_and_follower_reads() -> anyhow::Result<(
     let yaml = user.call(Method::GET, &user.ctx("/openapi.yaml"), None).await?;
     assert!(yaml.body.as_str().unwrap().contains("Batch Processing Gateway API"));
     let version = user.call(Method::GET, &user.ctx("/admin/version"), None).await?;
-    assert!(version.body["version"].is_string() && version.body["gitCommit"].is_string());
+    assert_eq!(version.body["version"], env!("CARGO_PKG_VERSION"));
+    let (commit, built) = (version.body["gitCommit"].as_str().unwrap(), version.body["buildTime"].as_str().unwrap());
+    match (git(&["rev-parse", "--short", "HEAD"]), git(&["log", "-1", "--format=%cI"])) {
+        (Some(head), Some(committed)) => {
+            // The binary was built from this checkout: its HEAD, `-dirty` with local changes,
+            // after HEAD was committed.
+            assert!(commit == head || commit == format!("{head}-dirty"), "built from {commit}, HEAD is {head}");
+            let (built, committed) =
+                (chrono::DateTime::parse_from_rfc3339(built)?, chrono::DateTime::parse_from_rfc3339(&committed)?);
+            assert!(committed <= built && built <= chrono::Utc::now(), "built {built}, HEAD committed {committed}");
+        }
+        _ => assert_eq!(commit, "unknown", "no git checkout to build from"),
+    }
     assert_eq!(user.call(Method::GET, &user.ctx("/healthcheck/status"), None).await?.body, json!({"status": "OK"}));
     let health: serde_json::Value =
         reqwest::get(format!("http://{}/healthcheck", g.nodes.node(follower).admin)).await?.json().await?;
@@ -119,4 +131,9 @@ async fn ownership_idempotency_deletion_and_follower_reads() -> anyhow::Result<(
         assert!(metrics.contains(series), "{series} missing");
     }
     Ok(())
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git").args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }

@@ -126,6 +126,7 @@ pub struct Results {
 pub struct Machine {
     pub cores: usize,
     pub kernel: String,
+    /// The commit the measured `bpg` was built from, as its `--version` names it.
     pub commit: String,
 }
 
@@ -206,7 +207,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         started: chrono::Utc::now().to_rfc3339(),
         warmup_secs: args.warmup_secs,
         worker_threads: (args.worker_threads > 0).then_some(args.worker_threads),
-        machine: machine(),
+        machine: machine(&bins.bpg),
         ..Default::default()
     };
     let out = Output { dir: args.out.clone() };
@@ -407,8 +408,8 @@ impl Output {
     }
 }
 
-fn machine() -> Machine {
-    let run = |cmd: &str, args: &[&str]| {
+fn machine(bpg: &Path) -> Machine {
+    let run = |cmd: &Path, args: &[&str]| {
         std::process::Command::new(cmd)
             .args(args)
             .output()
@@ -417,9 +418,16 @@ fn machine() -> Machine {
     };
     Machine {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        kernel: run("uname", &["-sr"]),
-        commit: run("git", &["rev-parse", "--short", "HEAD"]),
+        kernel: run(Path::new("uname"), &["-sr"]),
+        commit: commit_of_version(&run(bpg, &["--version"])).unwrap_or("unknown").to_owned(),
     }
+}
+
+/// The commit in `bpg --version`'s `bpg 0.1.0 (2766e69)`: the binaries measured may come from
+/// another checkout than the one the bench runs in.
+fn commit_of_version(version: &str) -> Option<&str> {
+    let inner = version.trim().strip_suffix(')')?;
+    inner.rsplit_once(" (").map(|(_, commit)| commit).filter(|c| !c.is_empty())
 }
 
 /// The disk's rate of 4 KiB appends each made durable with fdatasync, for 3 s.
@@ -661,4 +669,18 @@ fn snapshot_bytes(dir: &Path) -> u64 {
         }
     }
     newest.map_or(0, |(_, len)| len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commit_of_version;
+
+    #[test]
+    fn the_commit_is_read_from_the_version_line() {
+        assert_eq!(commit_of_version("bpg 0.1.0 (2766e69)\n"), Some("2766e69"));
+        assert_eq!(commit_of_version("bpg 0.1.0 (2766e69-dirty)"), Some("2766e69-dirty"));
+        assert_eq!(commit_of_version("bpg 0.1.0"), None, "a build without the commit");
+        assert_eq!(commit_of_version("bpg 0.1.0 ()"), None);
+        assert_eq!(commit_of_version(""), None, "no binary, or it failed");
+    }
 }
