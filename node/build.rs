@@ -1,14 +1,14 @@
 //! Build information for `bpg --version` and `GET {context}/admin/version`: the git commit the
 //! binary was built from, marked `-dirty` when the sources of `bpg` differ from it, and when the
 //! build took it. `BPG_GIT_COMMIT` and `SOURCE_DATE_EPOCH` in the environment take precedence
-//! (a build outside a git checkout, a reproducible build); without either and without git, both
-//! are `unknown`.
+//! (a build outside a git checkout, a reproducible build); without `BPG_GIT_COMMIT` or git, the
+//! commit is `unknown`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The workspace directories whose sources make up `bpg`, relative to this package.
+/// The workspace paths whose contents make up `bpg`, relative to this package.
 const SOURCES: [&str; 6] = ["../api", "../router", "../raft", "../node", "../Cargo.toml", "../Cargo.lock"];
 
 fn git(args: &[&str]) -> Option<String> {
