@@ -26,7 +26,8 @@ pub struct AppState {
     /// Every series of the node (API and router), for `/metrics`.
     pub registry: SharedRegistry,
     pub(crate) limits: Arc<ListLimits>,
-    pub build: BuildInfo,
+    /// What `/admin/version` reports; `node` sets it after [`AppState::new`].
+    pub build: Arc<BuildInfo>,
 }
 
 impl AppState {
@@ -48,7 +49,7 @@ impl AppState {
             metrics,
             registry,
             limits: Arc::new(ListLimits::default()),
-            build: BuildInfo::default(),
+            build: Arc::new(BuildInfo::default()),
         }
     }
 }

@@ -72,7 +72,7 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
         api_metrics,
         Arc::new(registry),
     );
-    state.build = crate::build_info();
+    state.build = Arc::new(crate::build_info());
     let api_stop = CancellationToken::new();
     let api_server = tokio::spawn(serve(bind(cfg.listen_api, "api")?, bpg_api::app(state.clone()), api_stop.clone()));
     let admin_server =
