@@ -46,18 +46,10 @@ fn main() {
     println!("cargo:rustc-env=BPG_BUILD_TIME={}", built.map_or_else(|| "unknown".to_owned(), rfc3339));
 }
 
-/// `secs` since the Unix epoch as `YYYY-MM-DDThh:mm:ssZ` (the proleptic Gregorian calendar,
-/// days to civil date after Howard Hinnant's `civil_from_days`).
+/// `secs` since the Unix epoch as `YYYY-MM-DDThh:mm:ssZ`; `unknown` past chrono's range.
 fn rfc3339(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
+    i64::try_from(secs)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map_or_else(|| "unknown".to_owned(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
