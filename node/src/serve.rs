@@ -63,7 +63,7 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
     // 5. The API and admin listeners.
     let auth = Arc::new(Auth::new(cfg.auth.clone(), cfg.secret.clone()).map_err(anyhow::Error::msg)?);
     let forward_timeout = cfg.raft.write_timeout.max(cfg.gateway.dispatch_timeout) * 2 + Duration::from_secs(5);
-    let mut state = AppState::new(
+    let state = AppState::new(
         raft.clone(),
         gateway,
         auth,
@@ -71,8 +71,8 @@ pub async fn run(cfg: Valid) -> anyhow::Result<()> {
         &cfg.context_path,
         api_metrics,
         Arc::new(registry),
+        crate::build_info(),
     );
-    state.build = Arc::new(crate::build_info());
     let api_stop = CancellationToken::new();
     let api_server = tokio::spawn(serve(bind(cfg.listen_api, "api")?, bpg_api::app(state.clone()), api_stop.clone()));
     let admin_server =

@@ -253,11 +253,14 @@ async fn step_down_from_restored_leadership(id: NodeId, log: &mut LogStore) -> R
     Ok(())
 }
 
+/// Asked by every API request that needs the leader: reads the two fields under the metrics'
+/// lock rather than copying all of them (a map of the replication state among them).
 fn leader_of(raft: &Raft) -> Option<LeaderInfo> {
-    let metrics = raft.metrics().borrow().clone();
-    let id = metrics.current_leader?;
-    let node = metrics.membership_config.membership().get_node(&id)?.clone();
-    Some(LeaderInfo { id, api_addr: node.api_addr })
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    let id = m.current_leader?;
+    let node = m.membership_config.membership().get_node(&id)?;
+    Some(LeaderInfo { id, api_addr: node.api_addr.clone() })
 }
 
 pub(crate) fn leader_from(id: Option<NodeId>, node: Option<NodeInfo>) -> Option<LeaderInfo> {
