@@ -647,7 +647,9 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// The size of the newest snapshot file (`BPGSNAP1` magic) under a node's data directory.
+/// The size of the newest complete snapshot file (`BPGSNAP1` magic) under a node's data
+/// directory. A snapshot being built or received is written as a `.part` file with the same
+/// magic and renamed when complete; taking the newest such file measured a build in progress.
 fn snapshot_bytes(dir: &Path) -> u64 {
     let mut newest: Option<(std::time::SystemTime, u64)> = None;
     let mut stack = vec![dir.to_path_buf()];
@@ -656,6 +658,9 @@ fn snapshot_bytes(dir: &Path) -> u64 {
             let Ok(meta) = e.metadata() else { continue };
             if meta.is_dir() {
                 stack.push(e.path());
+                continue;
+            }
+            if e.path().extension().is_some_and(|x| x == "part") {
                 continue;
             }
             let mut magic = [0u8; 8];
@@ -673,7 +678,28 @@ fn snapshot_bytes(dir: &Path) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::commit_of_version;
+    use super::{commit_of_version, snapshot_bytes};
+
+    #[test]
+    fn the_snapshot_measured_is_the_newest_complete_one_not_a_build_in_progress() {
+        let dir = std::env::temp_dir().join(format!("bpg-bench-snapshot-{}", std::process::id()));
+        let snapshots = dir.join("data-0").join("snapshots");
+        std::fs::create_dir_all(&snapshots).unwrap();
+        let write = |name: &str, len: usize| {
+            let mut bytes = b"BPGSNAP1".to_vec();
+            bytes.resize(len, 7);
+            std::fs::write(snapshots.join(name), bytes).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        write("older.snap", 1_000);
+        write("newest.snap", 3_000);
+        std::fs::write(snapshots.join("not-a-snapshot"), vec![0u8; 9_000]).unwrap();
+        write("building-x.part", 500);
+        write("incoming-y.part", 700);
+        let measured = snapshot_bytes(&dir.join("data-0"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(measured, 3_000, "the complete snapshot written last, not the partial files after it");
+    }
 
     #[test]
     fn the_commit_is_read_from_the_version_line() {
