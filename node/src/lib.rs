@@ -211,10 +211,17 @@ fn runtime_with(threads: Option<usize>, fut: impl std::future::Future<Output = a
     }
 }
 
+/// Logs go to stderr: as JSON, or as text coloured only when stderr is a terminal. A node's
+/// stderr is most often a file or a pipe (`kubectl logs`, a log shipper, `bpg dev`'s log
+/// files), where colour codes would be escape sequences in every line.
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

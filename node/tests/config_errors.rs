@@ -1,5 +1,5 @@
 //! A bad config file ends start-up with exit code 2 and a message naming the file, the field
-//! and what is wrong.
+//! and what is wrong; what a node logs on the way is plain text when read from a pipe.
 
 use std::process::Command;
 
@@ -169,4 +169,26 @@ fn a_queue_listed_twice_is_refused() {
         "queues[1].name",
         "listed twice",
     );
+}
+
+/// A node's log read from a file or a pipe, as `kubectl logs` and log shippers read it, is
+/// plain text: no terminal colour codes around the level and the fields.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bpg.yaml");
+    // A data directory that cannot be created: the node logs its start and fails at once.
+    std::fs::write(&path, GOOD.replace("'/tmp/unused-{id}'", "'/proc/bpg-cannot-create-{id}'")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bpg"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "the store cannot be opened: {stderr}");
+    assert!(stderr.contains("starting bpg node") && stderr.contains("INFO"), "the start is logged: {stderr}");
+    assert!(stderr.contains("ERROR"), "and so is the failure: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no escape sequences: {stderr:?}");
 }
