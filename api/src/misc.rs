@@ -9,23 +9,13 @@ use serde_json::{Value, json};
 use crate::auth::Caller;
 use crate::state::AppState;
 
-/// What `GET {context}/admin/version` reports. The binary fills in its commit and build time
-/// (`bpg_node::build_info`); the default knows only the version.
+/// What `GET {context}/admin/version` reports, as the binary fills it in
+/// (`bpg_node::build_info`): its version, commit and build time.
 #[derive(Clone, Debug)]
 pub struct BuildInfo {
     pub version: String,
     pub git_commit: String,
     pub build_time: String,
-}
-
-impl Default for BuildInfo {
-    fn default() -> Self {
-        BuildInfo {
-            version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: "unknown".into(),
-            build_time: "unknown".into(),
-        }
-    }
 }
 
 pub(crate) async fn version(State(app): State<AppState>) -> Response {

@@ -256,8 +256,11 @@ async fn step_down_from_restored_leadership(id: NodeId, log: &mut LogStore) -> R
 /// Asked by every API request that needs the leader: reads the two fields under the metrics'
 /// lock rather than copying all of them (a map of the replication state among them).
 fn leader_of(raft: &Raft) -> Option<LeaderInfo> {
-    let metrics = raft.metrics();
-    let m = metrics.borrow();
+    leader_in(&raft.metrics().borrow())
+}
+
+/// The leader `m` names, with its address from the membership `m` holds.
+fn leader_in(m: &openraft::RaftMetrics<NodeId, NodeInfo>) -> Option<LeaderInfo> {
     let id = m.current_leader?;
     let node = m.membership_config.membership().get_node(&id)?;
     Some(LeaderInfo { id, api_addr: node.api_addr.clone() })
@@ -377,13 +380,7 @@ impl RaftNode {
     pub async fn leader_other_than(&self, known: &[NodeId]) -> LeaderInfo {
         let mut metrics = self.inner.raft.metrics();
         loop {
-            let moved = {
-                let m = metrics.borrow_and_update();
-                m.current_leader.filter(|l| !known.contains(l)).and_then(|id| {
-                    let node = m.membership_config.membership().get_node(&id)?;
-                    Some(LeaderInfo { id, api_addr: node.api_addr.clone() })
-                })
-            };
+            let moved = leader_in(&metrics.borrow_and_update()).filter(|l| !known.contains(&l.id));
             if let Some(leader) = moved {
                 return leader;
             }
@@ -436,7 +433,7 @@ impl RaftNode {
                 learners.insert(*id, node.clone());
             }
         }
-        let leader_api_addr = m.current_leader.and_then(|l| membership.get_node(&l)).map(|n| n.api_addr.clone());
+        let leader_api_addr = leader_in(&m).map(|l| l.api_addr);
         RaftStatus {
             id: m.id,
             state: format!("{:?}", m.state),
