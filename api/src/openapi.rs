@@ -139,17 +139,28 @@ pub(crate) fn document(context: &str) -> Value {
         summary_props[k] = v;
     }
     let submit_ok = json_ok(reference("SubmitApplicationResponse"));
+    let mut submit = op(
+        "Submission",
+        "Submit a Spark application",
+        submit_ok,
+        json!({
+        "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255},
+            "description": "A retry with the same key (same user, within 24 h) returns the first submission's id"}],
+        "requestBody": {"required": true, "content": {
+            "application/json": {"schema": reference("SubmitApplicationRequest")},
+            "application/yaml": {"schema": reference("SubmitApplicationRequest")}}}}),
+    );
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": reference("ErrorMessage")}}});
+    submit["responses"]["503"] = error(
+        "Nothing was recorded: no leader is known, the leader has lost its quorum, or it is handling gateway.maxSubmissionsInFlight submissions; retry after Retry-After seconds",
+    );
+    submit["responses"]["504"] = error("The outcome is unknown; a retry with the same Idempotency-Key is safe");
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Batch Processing Gateway API", "version": "2.0", "description": "bpg: a replicated, BPG-compatible gateway for Spark on Kubernetes"},
         "security": [{"basicAuth": []}, {"userAccount": []}],
         "paths": {
-            p("/spark"): {"post": op("Submission", "Submit a Spark application", submit_ok, json!({
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255},
-                    "description": "A retry with the same key (same user, within 24 h) returns the first submission's id"}],
-                "requestBody": {"required": true, "content": {
-                    "application/json": {"schema": reference("SubmitApplicationRequest")},
-                    "application/yaml": {"schema": reference("SubmitApplicationRequest")}}}}))},
+            p("/spark"): {"post": submit},
             p("/spark/{submissionId}"): {"delete": op("Deletion", "Delete (kill) a submission", json_ok(reference("DeleteSubmissionResponse")), json!({"parameters": id_param()}))},
             p("/spark/{submissionId}/status"): {"get": op("Examination", "Status of a submission", json_ok(reference("GetSubmissionStatusResponse")), json!({"parameters": [
                 {"name": "submissionId", "in": "path", "required": true, "schema": {"type": "string"}},

@@ -115,6 +115,9 @@ pub struct GatewaySection {
     pub job_retention_days: u64,
     /// Accounts whose submissions run as the `dagUser` query parameter.
     pub airflow_system_accounts: Vec<String>,
+    /// Submissions the leader handles at once; beyond, 503 with `Retry-After`, nothing
+    /// recorded. 0: no limit. Default 1024.
+    pub max_submissions_in_flight: usize,
 }
 
 impl Default for GatewaySection {
@@ -125,6 +128,7 @@ impl Default for GatewaySection {
             max_running_check_seconds: 30,
             job_retention_days: 30,
             airflow_system_accounts: Vec::new(),
+            max_submissions_in_flight: bpg_router::gateway::DEFAULT_MAX_SUBMISSIONS_IN_FLIGHT,
         }
     }
 }
@@ -589,6 +593,7 @@ impl FileConfig {
             probe_every: Duration::from_millis(g.cluster_probe_millis),
             max_running_check_every: Duration::from_secs(g.max_running_check_seconds),
             retention: Duration::from_secs(g.job_retention_days * 24 * 3600),
+            max_submissions_in_flight: g.max_submissions_in_flight,
             ..GatewaySettings::default()
         };
         let unused: Vec<&str> = [

@@ -12,7 +12,8 @@ pub struct SubmissionLabels {
     pub cluster: String,
     pub queue: String,
     /// `accepted`, `rejected` (refused before proposing), `submission_failed` (refused by the
-    /// cluster), `unknown` (outcome unknown).
+    /// cluster), `unknown` (outcome unknown), `overloaded` (refused, with `cluster` and `queue`
+    /// empty, because `gateway.maxSubmissionsInFlight` were in flight).
     pub outcome: String,
 }
 

@@ -36,6 +36,8 @@ pub struct ClusterOptions {
     pub worker_threads: Option<usize>,
     /// `raft.minEntryIntervalMicros`; `None` leaves the product default.
     pub min_entry_interval_micros: Option<u64>,
+    /// `gateway.maxSubmissionsInFlight` of a `GatewayCluster`; `None` leaves the product default.
+    pub max_submissions_in_flight: Option<usize>,
 }
 
 impl Default for ClusterOptions {
@@ -54,6 +56,7 @@ impl Default for ClusterOptions {
             store_cache_bytes: None,
             worker_threads: None,
             min_entry_interval_micros: None,
+            max_submissions_in_flight: None,
         }
     }
 }

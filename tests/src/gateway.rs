@@ -66,7 +66,9 @@ impl GatewayCluster {
             }
             sims.push(sim);
         }
-        opts.extra_yaml = format!("{}{}", gateway_yaml(&clusters, &Users::hash()), opts.extra_yaml);
+        let gateway =
+            opts.max_submissions_in_flight.map(|n| format!("maxSubmissionsInFlight: {n}")).unwrap_or_default();
+        opts.extra_yaml = format!("{}{}", gateway_yaml(&clusters, &Users::hash(), &gateway), opts.extra_yaml);
         let nodes = TestCluster::start(&bins.bpg, opts).await?;
         Ok(GatewayCluster { nodes, sims, _dir: dir })
     }

@@ -138,7 +138,9 @@ impl Kubesim {
 pub const FAST: &[&str] = &["--time-scale", "0.02"];
 
 /// Gateway config shared by the end-to-end tests: users, queues, images and `clusters`.
-pub fn gateway_yaml(clusters: &str, hashes: &Users) -> String {
+/// `gateway` holds more keys of the `gateway` section (`key: value, ...`), or nothing.
+pub fn gateway_yaml(clusters: &str, hashes: &Users, gateway: &str) -> String {
+    let gateway = if gateway.is_empty() { String::new() } else { format!(", {gateway}") };
     format!(
         "auth:\n  users:\n    - {{name: user, passwordHash: '{user}'}}\n    - {{name: other, passwordHash: '{other}'}}\n    \
          - {{name: admin, passwordHash: '{admin}', admin: true}}\n\
@@ -146,7 +148,7 @@ pub fn gateway_yaml(clusters: &str, hashes: &Users) -> String {
          queues: [{{name: dev}}, {{name: poc}}]\n\
          sparkImages:\n  - {{name: 'apache/spark:3.5.0', types: [Java, Scala, Python], version: '3.5.0'}}\n  \
          - {{name: 'apache/spark:3.5.0', types: [Java, Scala, Python], version: '3.5'}}\n\
-         gateway: {{dispatchTimeoutMillis: 5000, clusterProbeMillis: 500, maxRunningCheckSeconds: 1}}\n\
+         gateway: {{dispatchTimeoutMillis: 5000, clusterProbeMillis: 500, maxRunningCheckSeconds: 1{gateway}}}\n\
          sparkClusters:\n{clusters}",
         user = hashes.user,
         other = hashes.other,

@@ -90,7 +90,9 @@ async fn ownership_idempotency_deletion_and_follower_reads() -> anyhow::Result<(
     tracing::info!("--- the small endpoints");
     let doc = user.call(Method::GET, &user.ctx("/openapi.json"), None).await?;
     assert_eq!(doc.body["openapi"], "3.0.3");
-    assert!(doc.body["paths"].get("/skatev2/spark").is_some());
+    let submit = &doc.body["paths"]["/skatev2/spark"]["post"];
+    assert!(submit["responses"]["503"]["description"].as_str().is_some_and(|d| d.contains("maxSubmissionsInFlight")));
+    assert!(submit["parameters"][0]["name"] == "Idempotency-Key", "{submit}");
     assert!(doc.body["components"]["schemas"]["SubmitApplicationRequest"]["properties"].get("sparkConf").is_some());
     let yaml = user.call(Method::GET, &user.ctx("/openapi.yaml"), None).await?;
     assert!(yaml.body.as_str().unwrap().contains("Batch Processing Gateway API"));
