@@ -65,13 +65,18 @@ fn status_props() -> Value {
     })
 }
 
+/// An error answer: BPG's `{"code", "message"}` body.
+fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": reference("ErrorMessage")}}})
+}
+
 fn op(tag: &str, summary: &str, ok: Value, extra: Value) -> Value {
     let mut o = json!({
         "tags": [tag],
         "summary": summary,
         "responses": {
             "200": ok,
-            "400": {"description": "Invalid request", "content": {"application/json": {"schema": reference("ErrorMessage")}}},
+            "400": error("Invalid request"),
             "401": {"description": "Not authenticated"},
         },
     });
@@ -150,7 +155,6 @@ pub(crate) fn document(context: &str) -> Value {
             "application/json": {"schema": reference("SubmitApplicationRequest")},
             "application/yaml": {"schema": reference("SubmitApplicationRequest")}}}}),
     );
-    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": reference("ErrorMessage")}}});
     submit["responses"]["503"] = error(
         "Nothing was recorded: no leader is known, the leader has lost its quorum, or it is handling gateway.maxSubmissionsInFlight submissions; retry after Retry-After seconds",
     );

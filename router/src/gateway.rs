@@ -2,7 +2,6 @@
 //! and the supervisor that runs the leader-only work while this node leads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bpg_raft::model::{Command, Dispatch, IDEMPOTENCY_TTL_MS, Job, Response};
@@ -114,18 +113,9 @@ pub struct Gateway {
     dispatcher: Arc<Dispatcher>,
     metrics: GatewayMetrics,
     settings: GatewaySettings,
-    /// Submissions being handled now, counted against `settings.max_submissions_in_flight`.
-    in_flight: AtomicUsize,
-}
-
-/// One admitted submission; gives its place back when dropped (answered, failed, or
-/// abandoned by its client).
-struct Admitted<'a>(&'a AtomicUsize);
-
-impl Drop for Admitted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+    /// One permit per submission being handled, `settings.max_submissions_in_flight` in all;
+    /// `None` when there is no limit.
+    in_flight: Option<tokio::sync::Semaphore>,
 }
 
 impl Gateway {
@@ -137,6 +127,10 @@ impl Gateway {
         settings: GatewaySettings,
     ) -> Arc<Gateway> {
         let clusters = Arc::new(clusters);
+        let in_flight = match settings.max_submissions_in_flight {
+            0 => None,
+            n => Some(tokio::sync::Semaphore::new(n.min(tokio::sync::Semaphore::MAX_PERMITS))),
+        };
         let dispatcher = Arc::new(Dispatcher::new(raft.clone(), clusters.clone(), metrics.clone()));
         Arc::new(Gateway {
             raft,
@@ -146,7 +140,7 @@ impl Gateway {
             dispatcher,
             metrics,
             settings,
-            in_flight: AtomicUsize::new(0),
+            in_flight,
         })
     }
 
@@ -298,23 +292,22 @@ impl Gateway {
         }
     }
 
-    /// Takes a place among the submissions in flight, or refuses the submission (503 with
+    /// Takes a place among the submissions in flight (given back when the permit drops:
+    /// answered, failed, or abandoned by its client), or refuses the submission (503 with
     /// `Retry-After`) when all are taken: before anything is read or proposed, so a refusal
     /// costs next to nothing and changes nothing.
-    fn admit(&self) -> Result<Admitted<'_>, GatewayError> {
-        let admitted = Admitted(&self.in_flight);
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let limit = self.settings.max_submissions_in_flight;
-        if limit != 0 && before >= limit {
+    fn admit(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, GatewayError> {
+        let Some(slots) = &self.in_flight else { return Ok(None) };
+        slots.try_acquire().map(Some).map_err(|_| {
             let labels =
                 SubmissionLabels { cluster: String::new(), queue: String::new(), outcome: "overloaded".into() };
             self.metrics.submissions.get_or_create(&labels).inc();
-            return Err(GatewayError::Unavailable(format!(
-                "the gateway is handling {limit} submissions, its limit (gateway.maxSubmissionsInFlight); \
-                 this one was not recorded: retry after the Retry-After delay"
-            )));
-        }
-        Ok(admitted)
+            GatewayError::Unavailable(format!(
+                "the gateway is handling {} submissions, its limit (gateway.maxSubmissionsInFlight); \
+                 this one was not recorded: retry after the Retry-After delay",
+                self.settings.max_submissions_in_flight
+            ))
+        })
     }
 
     /// Waits (until `deadline`) for a job's dispatch to be recorded.
